@@ -1,0 +1,35 @@
+"""The ``densnet`` command: a Click group whose subcommands are the pipeline's stages.
+
+User mistakes (:class:`~densnet_cli.errors.InputError`) become a one-line ``Error: ...`` and exit
+code 1; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import click
+
+from densnet_cli import __version__
+from densnet_cli.cli.fit_density import fit_density
+from densnet_cli.errors import InputError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except InputError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"],
+                                           "max_content_width": 100})
+@click.version_option(__version__, prog_name="densnet")
+def main() -> None:
+    """DenSNet: learn electron densities, energies and dipoles from DFT; run MD with them.
+
+    Units: Å, eV, eV/Å and e·Å in files and the Python API; atomic units only where PySCF
+    and i-PI need them.
+    """
+
+
+main.add_command(fit_density)

@@ -1,0 +1,50 @@
+"""Unit conversions, in one place.
+
+Inside the library, the Python API speaks ASE units: Å, eV, eV/Å, e·Å.  PySCF and the i-PI
+socket speak atomic units: Bohr, Hartree, Hartree/Bohr, e·Bohr.  Only the edges that talk to
+those programs convert, and they use the factors below (taken from ASE, so that a round trip
+through ASE's own socket code is exact).
+
+Density coefficients are not converted anywhere: the Gaussian basis functions are defined in
+atomic units (exponents in Bohr⁻²), and the coefficients are the expansion weights of the
+electron number density in that basis.
+"""
+
+from __future__ import annotations
+
+import ase.units
+import numpy as np
+
+BOHR_TO_ANGSTROM = float(ase.units.Bohr)  # Å per Bohr
+ANGSTROM_TO_BOHR = 1.0 / BOHR_TO_ANGSTROM
+HARTREE_TO_EV = float(ase.units.Hartree)  # eV per Hartree
+EV_TO_HARTREE = 1.0 / HARTREE_TO_EV
+KCAL_PER_MOL_TO_EV = float(ase.units.kcal / ase.units.mol)
+EV_TO_KCAL_PER_MOL = 1.0 / KCAL_PER_MOL_TO_EV
+DEBYE_TO_E_ANGSTROM = float(ase.units.Debye)  # e·Å per Debye
+E_ANGSTROM_TO_DEBYE = 1.0 / DEBYE_TO_E_ANGSTROM
+
+
+def angstrom_to_bohr(x: np.ndarray) -> np.ndarray:
+    """Lengths (positions) Å → Bohr."""
+    return np.asarray(x, dtype=float) * ANGSTROM_TO_BOHR
+
+
+def bohr_to_angstrom(x: np.ndarray) -> np.ndarray:
+    """Lengths (positions) Bohr → Å."""
+    return np.asarray(x, dtype=float) * BOHR_TO_ANGSTROM
+
+
+def hartree_to_ev(e: float | np.ndarray) -> float | np.ndarray:
+    """Energies Hartree → eV."""
+    return e * HARTREE_TO_EV
+
+
+def gradient_au_to_forces_ev_per_angstrom(grad: np.ndarray) -> np.ndarray:
+    """Energy gradient in Hartree/Bohr → forces (−∇E) in eV/Å."""
+    return -np.asarray(grad, dtype=float) * (HARTREE_TO_EV / BOHR_TO_ANGSTROM)
+
+
+def dipole_au_to_e_angstrom(d: np.ndarray) -> np.ndarray:
+    """Dipole moments e·Bohr → e·Å (ASE's convention)."""
+    return np.asarray(d, dtype=float) * BOHR_TO_ANGSTROM

@@ -31,6 +31,7 @@ from scipy.special import gamma
 from densnet_cli.basis.convention import pyscf_to_e3nn_matrix
 from densnet_cli.errors import InputError
 
+Numbers = Sequence[int] | np.ndarray  # atomic numbers of a molecule, atom order
 ETB_PREFIX = "etb"  # --density-basis etb or etb:BETA → PySCF's even-tempered auxiliary basis
 
 
@@ -232,23 +233,23 @@ class BasisSet:
             raise KeyError(f"element {symbol} is not in density basis '{self.name}' "
                            f"(has {sorted(self.elements)})") from None
 
-    def for_numbers(self, numbers: Sequence[int]) -> list[ElementBasis]:
+    def for_numbers(self, numbers: Numbers) -> list[ElementBasis]:
         """The element bases of a molecule's atoms, in atom order."""
         return [self[chemical_symbols[int(z)]] for z in numbers]
 
-    def atom_offsets(self, numbers: Sequence[int]) -> np.ndarray:
+    def atom_offsets(self, numbers: Numbers) -> np.ndarray:
         """Start of each atom's block in the molecule's coefficient vector, shape (n_atoms+1,)."""
         return np.cumsum([0] + [b.n_functions for b in self.for_numbers(numbers)])
 
-    def pyscf_to_e3nn(self, coefficients: np.ndarray, numbers: Sequence[int]) -> np.ndarray:
+    def pyscf_to_e3nn(self, coefficients: np.ndarray, numbers: Numbers) -> np.ndarray:
         """Molecule coefficients, PySCF order → e3nn order (last axis)."""
         return self._convert(coefficients, numbers, transpose=False)
 
-    def e3nn_to_pyscf(self, coefficients: np.ndarray, numbers: Sequence[int]) -> np.ndarray:
+    def e3nn_to_pyscf(self, coefficients: np.ndarray, numbers: Numbers) -> np.ndarray:
         """Molecule coefficients, e3nn order → PySCF order (last axis)."""
         return self._convert(coefficients, numbers, transpose=True)
 
-    def _convert(self, c: np.ndarray, numbers: Sequence[int], transpose: bool) -> np.ndarray:
+    def _convert(self, c: np.ndarray, numbers: Numbers, transpose: bool) -> np.ndarray:
         c = np.asarray(c, dtype=float)
         offsets = self.atom_offsets(numbers)
         if c.shape[-1] != offsets[-1]:
@@ -260,11 +261,11 @@ class BasisSet:
             out[..., a:b] = c[..., a:b] @ t.T
         return out
 
-    def charges(self, numbers: Sequence[int]) -> np.ndarray:
+    def charges(self, numbers: Numbers) -> np.ndarray:
         """``∫φ_μ`` for a molecule's functions (e3nn order): ``N = charges · c``."""
         return np.concatenate([b.charges for b in self.for_numbers(numbers)])
 
-    def dipoles(self, numbers: Sequence[int], positions_bohr: np.ndarray) -> np.ndarray:
+    def dipoles(self, numbers: Numbers, positions_bohr: np.ndarray) -> np.ndarray:
         """``∫ r φ_μ`` (Bohr, about the origin) for a molecule's functions, shape (n, 3).
 
         The electronic dipole integral of the density is ``dipoles.T @ c``; the molecular
@@ -274,7 +275,7 @@ class BasisSet:
                   for b, r in zip(self.for_numbers(numbers), positions_bohr, strict=True)]
         return np.concatenate(blocks)
 
-    def mole(self, numbers: Sequence[int], positions_bohr: np.ndarray):
+    def mole(self, numbers: Numbers, positions_bohr: np.ndarray):
         """A PySCF ``Mole`` whose AOs are this density basis on the molecule (PySCF order)."""
         from pyscf import gto
 

@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from densnet_cli import keys
-from densnet_cli.basis.layout import BasisSet
+from densnet_cli.basis.layout import BasisSet, Numbers
 from densnet_cli.errors import InputError
 
 FORMAT = "densnet-dataset"
@@ -156,7 +156,7 @@ class DensityDataset:
         """A per-frame array by its :mod:`densnet_cli.keys` name, e.g. ``keys.FIT_L1_PERCENT``."""
         return self.arrays[key]
 
-    def sad_coefficients(self, numbers: Sequence[int]) -> np.ndarray:
+    def sad_coefficients(self, numbers: Numbers) -> np.ndarray:
         """The SAD prior of a molecule (e3nn order), from the per-element priors in the file."""
         return np.concatenate([self.sad[b.symbol] for b in self.basis.for_numbers(numbers)])
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from ase.data import chemical_symbols
 
+from densnet_cli.basis.layout import Numbers
 from densnet_cli.errors import FrameFailure, InputError
 
 # Tried in order until one converges: plain DIIS; DIIS with damping and a level shift from the
@@ -54,7 +54,7 @@ class DFTResult:
     cycles: int  # SCF iterations of the converged attempt
 
 
-def build_molecule(numbers: Sequence[int], positions_bohr: np.ndarray, lot: LevelOfTheory):
+def build_molecule(numbers: Numbers, positions_bohr: np.ndarray, lot: LevelOfTheory):
     """PySCF ``Mole`` for a geometry; bad charge/spin or basis raise :class:`InputError`."""
     from pyscf import gto
 
@@ -91,7 +91,7 @@ def _attempt(mf, strategy: str, max_cycle: int, dm0):
     return mf
 
 
-def run_dft(numbers: Sequence[int], positions_bohr: np.ndarray, lot: LevelOfTheory,
+def run_dft(numbers: Numbers, positions_bohr: np.ndarray, lot: LevelOfTheory,
             max_cycle: int = 100) -> tuple[DFTResult, object]:
     """Converge the SCF (with retries), then compute forces and the dipole.
 

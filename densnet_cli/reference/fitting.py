@@ -63,8 +63,10 @@ def coulomb_self_energy(mol, dm: np.ndarray) -> float:
 
 
 def _solve_spd(j: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """``J⁻¹ rhs`` by Cholesky; a large even-tempered basis may be numerically singular, in
-    which case the eigen-decomposition drops directions below 1e-13 of the largest eigenvalue.
+    """``J⁻¹ rhs`` by Cholesky, or by eigen-decomposition if ``J`` is numerically singular.
+
+    Large even-tempered bases can be; then directions below 1e-13 of the largest eigenvalue
+    are dropped.
     """
     try:
         return scipy.linalg.cho_solve(scipy.linalg.cho_factor(j), rhs)

@@ -92,7 +92,8 @@ class PartStore:
         """Store a successfully labelled frame (and forget an earlier failure of it)."""
         idx = int(record["source_index"])
         arrays = {k: np.asarray(v) for k, v in record.items()}
-        _atomic_write(self.dir / f"frame_{idx:07d}.npz", lambda f: np.savez(f, **arrays))
+        _atomic_write(self.dir / f"frame_{idx:07d}.npz",
+                      lambda f: np.savez(f, allow_pickle=False, **arrays))
         (self.dir / f"failed_{idx:07d}.json").unlink(missing_ok=True)
 
     def put_failure(self, source_index: int, reason: str) -> None:

@@ -128,9 +128,8 @@ def _execute(tasks: list[FrameTask], cfg: FitDensityConfig) -> Iterator[dict]:
                 yield future.result()
     elif cfg.workers > 1:
         with ProcessPoolExecutor(cfg.workers, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(label_frame, t) for t in tasks]
-            for future in as_completed(futures):
-                yield future.result()
+            for done in as_completed([pool.submit(label_frame, t) for t in tasks]):
+                yield done.result()
     else:
         yield from map(label_frame, tasks)
 

@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 from ase.data import atomic_numbers
 
-from densnet_cli.basis.layout import BasisSet, ElementBasis, atom_basis_mole
+from densnet_cli.basis.layout import BasisSet, ElementBasis, Numbers, atom_basis_mole
 from densnet_cli.reference.dft import LevelOfTheory
 from densnet_cli.reference.fitting import constrained_coulomb_fit
 
 
-def atomic_density_matrix(symbol: str, lot: LevelOfTheory) -> tuple[object, np.ndarray]:
+def atomic_density_matrix(symbol: str, lot: LevelOfTheory) -> tuple[Any, np.ndarray]:
     """Spherically averaged free-atom density matrix of ``symbol`` (and its PySCF ``Mole``)."""
     from pyscf import gto
     from pyscf.scf import atom_ks
@@ -58,6 +58,6 @@ def sad_prior(basis: BasisSet, lot: LevelOfTheory) -> dict[str, np.ndarray]:
 
 
 def molecule_prior(basis: BasisSet, prior: dict[str, np.ndarray],
-                   numbers: Sequence[int]) -> np.ndarray:
+                   numbers: Numbers) -> np.ndarray:
     """The SAD coefficient vector of a molecule (e3nn order)."""
     return np.concatenate([prior[b.symbol] for b in basis.for_numbers(numbers)])

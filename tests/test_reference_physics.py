@@ -111,7 +111,7 @@ def test_unconstrained_fit_misses_the_dipole_by_a_little_and_fits_better():
 
 
 def test_sad_prior_is_a_sensible_density():
-    settings, basis, sad = _setup()
+    _settings, basis, sad = _setup()
     for symbol, z in [("H", 1), ("C", 6), ("O", 8)]:
         assert abs(basis[symbol].charges @ sad[symbol] - z) < 1e-10
         assert np.all(sad[symbol][basis[symbol].function_l > 0] == 0.0)  # spherical

@@ -53,7 +53,7 @@ FORCES = np.array([  # kcal/mol/Å
 def test_fit_density_reproduces_rmd17_energies_and_forces(tmp_path):
     path = tmp_path / "rmd17_ethanol_3.xyz"
     ase.io.write(path, [Atoms(SYMBOLS, positions=p) for p in POSITIONS], format="extxyz")
-    code, out, err = run_cli("fit-density", path, "-o", tmp_path / "eth.h5", "--no-progress")
+    code, _out, err = run_cli("fit-density", path, "-o", tmp_path / "eth.h5", "--no-progress")
     assert code == 0, err
     ds = DensityDataset(tmp_path / "eth.h5")
     assert ds.metadata["settings"]["level"]["xc"] == "PBE"

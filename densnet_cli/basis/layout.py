@@ -20,6 +20,7 @@ A molecule's coefficient vector is the concatenation of its atoms' blocks in ato
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -181,26 +182,34 @@ def _shells_from_pyscf(spec: list) -> tuple[Shell, ...]:
     return tuple(shells)
 
 
+def pyscf_basis_entries(name: str, symbol: str) -> list:
+    """PySCF's basis entries for ``symbol`` in basis ``name``; ``[]`` if it has none."""
+    from pyscf import gto
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "basis may be available in basis-set-exchange"
+        try:
+            return list(gto.basis.load(name, symbol) or [])
+        except Exception:  # PySCF raises several types for unknown names
+            return []
+
+
 def _load_element(name: str, symbol: str, orbital_basis: str) -> ElementBasis:
     from pyscf import df, gto
 
     if name == ETB_PREFIX or name.startswith(ETB_PREFIX + ":"):
         beta = float(name.split(":", 1)[1]) if ":" in name else 2.0
         z = atomic_numbers[symbol]
-        try:
-            mol = gto.M(atom=f"{symbol} 0 0 0", basis=orbital_basis, spin=z % 2, verbose=0)
-        except Exception as exc:
+        if not pyscf_basis_entries(orbital_basis, symbol):
             raise InputError(f"element {symbol} is not in the orbital basis '{orbital_basis}' "
-                             f"that the even-tempered density basis is built from") from exc
+                             f"that the even-tempered density basis is built from")
+        mol = gto.M(atom=f"{symbol} 0 0 0", basis=orbital_basis, spin=z % 2, verbose=0)
         spec = df.aug_etb(mol, beta=beta)[symbol]
     else:
-        try:
-            spec = gto.basis.load(name, symbol)
-        except Exception as exc:  # PySCF raises a variety of errors for unknown names
-            raise InputError(f"density basis '{name}' is unknown to PySCF or has no functions "
-                             f"for element {symbol}") from exc
+        spec = pyscf_basis_entries(name, symbol)
         if not spec:
-            raise InputError(f"density basis '{name}' has no functions for element {symbol}")
+            raise InputError(f"density basis '{name}' is unknown to PySCF or has no functions "
+                             f"for element {symbol}")
     return ElementBasis(symbol=symbol, shells=_shells_from_pyscf(spec))
 
 

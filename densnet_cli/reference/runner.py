@@ -23,7 +23,7 @@ from ase.data import atomic_numbers
 from tqdm import tqdm
 
 from densnet_cli import __version__
-from densnet_cli.basis.layout import BasisSet
+from densnet_cli.basis.layout import BasisSet, pyscf_basis_entries
 from densnet_cli.data.geometries import check_geometry, file_sha256, read_geometries
 from densnet_cli.data.hdf5 import read_metadata, write_dataset
 from densnet_cli.errors import InputError
@@ -80,23 +80,19 @@ class FitDensitySummary:
 
 
 def _check_inputs(frames, cfg: FitDensityConfig) -> list[str]:
-    from pyscf import gto
-
+    """Check geometries, elements and charge/spin before any DFT; returns the elements."""
     symbols: set[str] = set()
     for index, atoms in frames:
         check_geometry(index, atoms)
+        symbols.update(atoms.get_chemical_symbols())
+    for symbol in sorted(symbols):
+        if not pyscf_basis_entries(cfg.basis, symbol):
+            raise InputError(f"element {symbol} is not in the orbital basis '{cfg.basis}'")
+    for index, atoms in frames:
         n_electrons = int(atoms.numbers.sum()) - cfg.charge
         if n_electrons < 1 or (n_electrons - cfg.spin) % 2 or abs(cfg.spin) > n_electrons:
             raise InputError(f"frame {index}: {n_electrons} electrons cannot have spin "
                              f"(2S) = {cfg.spin} with charge {cfg.charge}")
-        symbols.update(atoms.get_chemical_symbols())
-    for symbol in sorted(symbols):
-        try:
-            if not gto.basis.load(cfg.basis, symbol):
-                raise ValueError
-        except Exception:
-            raise InputError(f"element {symbol} is not in the orbital basis '{cfg.basis}'"
-                             ) from None
     return sorted(symbols, key=lambda s: atomic_numbers[s])
 
 

@@ -13,7 +13,7 @@ from densnet_cli import units
 from densnet_cli.basis.layout import BasisSet
 from densnet_cli.reference.dft import LevelOfTheory, run_dft
 from densnet_cli.reference.labelling import FrameTask, LabelSettings, label_frame
-from densnet_cli.reference.sad import molecule_prior, sad_prior
+from densnet_cli.reference.sad import sad_prior
 from tests.conftest import WATER
 
 # Methanol: has every l of the basis populated and no symmetry that could hide sign errors.
@@ -115,7 +115,7 @@ def test_sad_prior_is_a_sensible_density():
     for symbol, z in [("H", 1), ("C", 6), ("O", 8)]:
         assert abs(basis[symbol].charges @ sad[symbol] - z) < 1e-10
         assert np.all(sad[symbol][basis[symbol].function_l > 0] == 0.0)  # spherical
-    prior = molecule_prior(basis, sad, METHANOL_NUMBERS)
+    prior = basis.molecule_vector(sad, METHANOL_NUMBERS)
     pos_bohr = units.angstrom_to_bohr(METHANOL)
     # Neutral spherical atoms: no dipole, N = Σ Z.
     assert abs(basis.charges(METHANOL_NUMBERS) @ prior - 18.0) < 1e-10

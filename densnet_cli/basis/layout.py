@@ -270,6 +270,10 @@ class BasisSet:
             out[..., a:b] = c[..., a:b] @ t.T
         return out
 
+    def molecule_vector(self, per_element: dict[str, np.ndarray], numbers: Numbers) -> np.ndarray:
+        """Concatenate per-element coefficient vectors (e.g. the SAD prior) for a molecule."""
+        return np.concatenate([per_element[b.symbol] for b in self.for_numbers(numbers)])
+
     def charges(self, numbers: Numbers) -> np.ndarray:
         """``∫φ_μ`` for a molecule's functions (e3nn order): ``N = charges · c``."""
         return np.concatenate([b.charges for b in self.for_numbers(numbers)])

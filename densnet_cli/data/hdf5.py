@@ -158,7 +158,7 @@ class DensityDataset:
 
     def sad_coefficients(self, numbers: Numbers) -> np.ndarray:
         """The SAD prior of a molecule (e3nn order), from the per-element priors in the file."""
-        return np.concatenate([self.sad[b.symbol] for b in self.basis.for_numbers(numbers)])
+        return self.basis.molecule_vector(self.sad, numbers)
 
     @property
     def failed(self) -> list[tuple[int, str]]:

@@ -21,7 +21,6 @@ from densnet_cli.reference.fitting import (
     electronic_dipole_integral,
     real_space_l1,
 )
-from densnet_cli.reference.sad import molecule_prior
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,7 @@ def label_frame(task: FrameTask) -> dict:
     fit = constrained_coulomb_fit(mol, auxmol, dft.density_matrix, np.array(constraints),
                                   np.array(targets))
     coefficients = basis.pyscf_to_e3nn(fit.coefficients, numbers)
-    prior = molecule_prior(basis, task.sad, numbers)
+    prior = basis.molecule_vector(task.sad, numbers)
     fit_l1, sad_l1 = real_space_l1(mol, dft.density_matrix, auxmol,
                                    [fit.coefficients, basis.e3nn_to_pyscf(prior, numbers)],
                                    mf.grids)  # type: ignore[attr-defined]

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from ase.data import atomic_numbers
 
-from densnet_cli.basis.layout import BasisSet, ElementBasis, Numbers, atom_basis_mole
+from densnet_cli.basis.layout import BasisSet, ElementBasis, atom_basis_mole
 from densnet_cli.reference.dft import LevelOfTheory
 from densnet_cli.reference.fitting import constrained_coulomb_fit
 
@@ -56,8 +56,3 @@ def sad_prior(basis: BasisSet, lot: LevelOfTheory) -> dict[str, np.ndarray]:
     """SAD coefficients for every element of the basis set."""
     return {s: element_prior(basis[s], lot) for s in sorted(basis.elements)}
 
-
-def molecule_prior(basis: BasisSet, prior: dict[str, np.ndarray],
-                   numbers: Numbers) -> np.ndarray:
-    """The SAD coefficient vector of a molecule (e3nn order)."""
-    return np.concatenate([prior[b.symbol] for b in basis.for_numbers(numbers)])

@@ -1,0 +1,40 @@
+# DenSNet — every target sets itself up on a fresh machine (Python 3.10+, no GPU needed).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DENSNET := $(VENV)/bin/densnet
+# The CPU build of PyTorch; installed first so that no step pulls the multi-GB CUDA build.
+TORCH ?= torch==2.13.0
+
+.PHONY: install test test-all lint demo bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+## The test suite without the slow end-to-end cases (~5 min on 2 cores).
+test: install
+	$(PY) -m pytest -m "not slow" -p no:logging
+
+## Everything, including the slow end-to-end cases.
+test-all: install
+	$(PY) -m pytest -p no:logging
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+## The main job on the embedded example: label 10 rMD17 ethanol frames at PBE/def2-SVP.
+demo: install
+	PATH=$(abspath $(VENV))/bin:$$PATH bash examples/ethanol/demo.sh
+
+## Benchmarks: density basis vs size vs fit error, seconds per frame (writes bench/results/).
+bench: install
+	$(PY) bench/density_basis.py --frames 0:3
+
+clean:
+	rm -rf $(VENV) examples/ethanol/out bench/out .pytest_cache .ruff_cache .mypy_cache

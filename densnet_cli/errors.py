@@ -1,11 +1,14 @@
-"""Errors that mean "the user asked for something that cannot be done".
+"""Errors reported to the user as one line (the CLI turns them into ``Error: ...``, exit 1).
 
-The CLI turns an :class:`InputError` into a one-line message and a non-zero exit code; anything
-else is a bug and keeps its traceback.
+Anything else is a bug and keeps its traceback.
 """
 
 
-class InputError(ValueError):
+class DenSNetError(Exception):
+    """A failure the user can act on; the message says what happened and what to do."""
+
+
+class InputError(DenSNetError, ValueError):
     """Bad input from the user: the message names the culprit and says what to do."""
 
 

@@ -83,6 +83,10 @@ def test_existing_output_with_other_settings_is_refused(labelled):
     ("3\n\nO 0 0 0\nH 0 0.76 0.58\nH 0 -0.76 0.58\n", ["--index", "3:x"], "--index '3:x'"),
     ("3\n\nO 0 0 0\nH 0 0.76 0.58\nH 0 -0.76 0.58\n", ["--density-basis", "nope-jkfit"],
      "density basis 'nope-jkfit'"),
+    ("3\n\nO 0 0 0\nH 0 0.76 0.58\nH 0 -0.76 0.58\n", ["--xc", "nonsense"],
+     "--xc 'nonsense' is not a functional"),
+    ("3\n\nO 0 0 0\nH 0 0.76 0.58\nH 0 -0.76 0.58\n", ["--workers", "0"],
+     "--workers must be at least 1"),
 ])
 def test_bad_input_is_one_clear_line_and_no_output(tmp_path, content, extra, message):
     geometry = tmp_path / "in.xyz"
@@ -143,3 +147,20 @@ def test_file_is_hdf5_with_documented_names(labelled):
             assert name in f, name
         assert f[keys.ATOM_OFFSET][-1] == f[keys.NUMBERS].shape[0] == 12
         assert f[keys.COEFF_OFFSET][-1] == f[keys.COEFFICIENTS].shape[0]
+
+
+def test_an_unexpected_error_in_one_frame_is_a_reported_failure():
+    """A crash inside PySCF for one frame becomes that frame's failure, not the run's end."""
+    import numpy as np
+
+    from densnet_cli.basis.layout import BasisSet
+    from densnet_cli.reference.dft import LevelOfTheory
+    from densnet_cli.reference.labelling import FrameTask, LabelSettings, label_frame
+    from tests.conftest import WATER
+
+    settings = LabelSettings(LevelOfTheory(xc="not-a-functional", basis="sto-3g"))
+    basis = BasisSet.from_pyscf(settings.density_basis, ["H", "O"], "sto-3g")
+    record = label_frame(FrameTask(7, WATER.numbers, WATER.positions, settings, basis,
+                                   {"H": np.zeros(18), "O": np.zeros(77)}))
+    assert record["source_index"] == 7
+    assert record["error"].startswith("KeyError") and "LibXCFunctional" in record["error"]

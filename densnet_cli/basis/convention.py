@@ -67,7 +67,6 @@ def pyscf_to_e3nn_matrix(l: int) -> np.ndarray:
         ValueError: if ``l`` is negative.
         RuntimeError: if the two conventions are not related by an orthogonal map (a changed
             convention in a new PySCF or e3nn release must not go unnoticed).
-
     """
     if l < 0:
         raise ValueError(f"angular momentum must be >= 0, got {l}")

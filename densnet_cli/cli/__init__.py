@@ -1,7 +1,8 @@
 """The ``densnet`` command: a Click group whose subcommands are the pipeline's stages.
 
-User mistakes (:class:`~densnet_cli.errors.InputError`) become a one-line ``Error: ...`` and exit
-code 1; anything else is a bug and keeps its traceback.
+User mistakes and other actionable failures (:class:`~densnet_cli.errors.DenSNetError`) become a
+one-line ``Error: ...`` and exit code 1; Ctrl-C exits with 130; anything else is a bug and keeps
+its traceback.
 """
 
 from __future__ import annotations
@@ -10,15 +11,19 @@ import click
 
 from densnet_cli import __version__
 from densnet_cli.cli.fit_density import fit_density
-from densnet_cli.errors import InputError
+from densnet_cli.errors import DenSNetError
 
 
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except InputError as exc:
+        except DenSNetError as exc:
             raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted; finished work is kept, rerun the same command to resume",
+                       err=True)
+            ctx.exit(130)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"],

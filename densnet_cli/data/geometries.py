@@ -37,7 +37,6 @@ def read_geometries(path: str | Path, index: str = ":") -> list[tuple[int, Atoms
 
     Raises:
         InputError: if the file is missing or unreadable, or the selection is empty.
-
     """
     import ase.io
 

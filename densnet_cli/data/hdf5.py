@@ -106,7 +106,6 @@ class DensityDataset:
         >>> ds = DensityDataset("ethanol.h5")               # doctest: +SKIP
         >>> frame = ds[0]; frame.coefficients.shape         # doctest: +SKIP
         >>> prior = ds.sad_coefficients(frame.numbers)      # doctest: +SKIP
-
     """
 
     def __init__(self, path: str | Path):

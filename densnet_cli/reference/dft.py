@@ -101,7 +101,6 @@ def run_dft(numbers: Numbers, positions_bohr: np.ndarray, lot: LevelOfTheory,
 
     Raises:
         FrameFailure: if no strategy in :data:`SCF_STRATEGIES` converges.
-
     """
     mol = build_molecule(numbers, positions_bohr, lot)
     dm = None

@@ -55,8 +55,20 @@ def label_frame(task: FrameTask) -> dict:
 
     The record holds the fields of :data:`densnet_cli.keys.FRAME_ARRAYS` and
     :data:`~densnet_cli.keys.ATOM_ARRAYS` plus ``coefficients`` (e3nn order), ``scf_strategy``
-    and ``source_index`` — or ``source_index`` and ``error`` if the frame failed.
+    and ``source_index`` — or ``source_index`` and ``error`` if the frame failed.  Any exception
+    while labelling one frame becomes such an error record: one odd geometry must not stop a
+    run of thousands, and the failure is reported and retried, never stored as good.
     """
+    try:
+        return _label(task)
+    except FrameFailure as exc:
+        return {"source_index": task.source_index, "error": str(exc)}
+    except Exception as exc:
+        return {"source_index": task.source_index,
+                "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+
+
+def _label(task: FrameTask) -> dict:
     if task.threads:
         from pyscf import lib
 
@@ -64,10 +76,7 @@ def label_frame(task: FrameTask) -> dict:
     start = time.perf_counter()
     numbers = np.asarray(task.numbers, dtype=int)
     positions_bohr = units.angstrom_to_bohr(task.positions)
-    try:
-        dft, mf = run_dft(numbers, positions_bohr, task.settings.level, task.max_cycle)
-    except FrameFailure as exc:
-        return {"source_index": task.source_index, "error": str(exc)}
+    dft, mf = run_dft(numbers, positions_bohr, task.settings.level, task.max_cycle)
 
     mol = mf.mol  # type: ignore[attr-defined]
     basis = task.basis

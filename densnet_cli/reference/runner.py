@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -26,7 +27,7 @@ from densnet_cli import __version__
 from densnet_cli.basis.layout import BasisSet, pyscf_basis_entries
 from densnet_cli.data.geometries import check_geometry, file_sha256, read_geometries
 from densnet_cli.data.hdf5 import read_metadata, write_dataset
-from densnet_cli.errors import InputError
+from densnet_cli.errors import DenSNetError, InputError
 from densnet_cli.reference.dft import LevelOfTheory
 from densnet_cli.reference.labelling import FrameTask, LabelSettings, label_frame
 from densnet_cli.reference.partstore import PartStore, identity_differences
@@ -80,7 +81,17 @@ class FitDensitySummary:
 
 
 def _check_inputs(frames, cfg: FitDensityConfig) -> list[str]:
-    """Check geometries, elements and charge/spin before any DFT; returns the elements."""
+    """Check geometries, elements, functional and charge/spin before any DFT.
+
+    Returns:
+        The elements present, by atomic number.
+    """
+    from pyscf.dft import libxc
+
+    try:
+        libxc.parse_xc(cfg.xc)
+    except (KeyError, ValueError):
+        raise InputError(f"--xc '{cfg.xc}' is not a functional PySCF (libxc) knows") from None
     symbols: set[str] = set()
     for index, atoms in frames:
         check_geometry(index, atoms)
@@ -124,8 +135,13 @@ def _execute(tasks: list[FrameTask], cfg: FitDensityConfig) -> Iterator[dict]:
                 yield future.result()
     elif cfg.workers > 1:
         with ProcessPoolExecutor(cfg.workers, mp_context=get_context("spawn")) as pool:
-            for done in as_completed([pool.submit(label_frame, t) for t in tasks]):
-                yield done.result()
+            try:
+                for done in as_completed([pool.submit(label_frame, t) for t in tasks]):
+                    yield done.result()
+            except BrokenProcessPool:
+                raise DenSNetError("a worker process died (out of memory?); the frames "
+                                   "labelled so far are kept: rerun the same command to resume"
+                                   ) from None
     else:
         yield from map(label_frame, tasks)
 
@@ -142,7 +158,6 @@ def run_fit_density(cfg: FitDensityConfig) -> FitDensitySummary:
     Raises:
         InputError: for bad geometries, unknown elements or bases, a mismatching existing
             output or part store, or an unreachable Dask scheduler.
-
     """
     if cfg.workers < 1:
         raise InputError(f"--workers must be at least 1, got {cfg.workers}")
@@ -194,8 +209,10 @@ def _source_identity(metadata: dict) -> dict | None:
     return None if source is None else {k: source.get(k) for k in ("sha256", "index", "frames")}
 
 
-def _assemble(cfg, store: PartStore, frames, identity, basis, sad,
-              labelled_now: int) -> FitDensitySummary:
+def _assemble(cfg: FitDensityConfig, store: PartStore, frames: list, identity: dict,
+              basis: BasisSet, sad: dict[str, np.ndarray], labelled_now: int
+              ) -> FitDensitySummary:
+    """Write the dataset from the part store; remove the store if nothing failed."""
     done = store.done()
     records = [store.get(i) for i, _ in frames if i in done]
     selected = {i for i, _ in frames}

@@ -48,3 +48,23 @@ def gradient_au_to_forces_ev_per_angstrom(grad: np.ndarray) -> np.ndarray:
 def dipole_au_to_e_angstrom(d: np.ndarray) -> np.ndarray:
     """Dipole moments e·Bohr → e·Å (ASE's convention)."""
     return np.asarray(d, dtype=float) * BOHR_TO_ANGSTROM
+
+
+# --- spectroscopy (densnet spectrum): time in fs, wavenumbers in cm⁻¹, dipoles in e·Å ----------
+FS = 1e-15  # s per fs
+SPEED_OF_LIGHT_CM_PER_FS = float(ase.units._c) * 1e2 * FS  # cm/fs; ω (rad/fs) = 2π c ν̃ (cm⁻¹)
+HBAR_EV_FS = float(ase.units._hbar / ase.units._e) / FS  # eV·fs
+BOLTZMANN_EV_PER_K = float(ase.units.kB)  # eV/K
+AMU_KG = float(ase.units._amu)  # kg per atomic mass unit
+E_ANGSTROM_TO_COULOMB_METRE = float(ase.units._e) * 1e-10  # C·m per e·Å
+EV_TO_JOULE = float(ase.units._e)  # J per eV
+EPSILON0_SI = float(ase.units._eps0)  # F/m
+SPEED_OF_LIGHT_SI = float(ase.units._c)  # m/s
+AVOGADRO = float(ase.units._Nav)  # 1/mol
+M2_PER_MOL_TO_KM_PER_MOL_PER_CM1 = 1e2 / 1e3  # N_A σ: m² mol⁻¹ → km mol⁻¹ (cm⁻¹)⁻¹
+M_PER_MOL_TO_KM_PER_MOL = 1e-3
+
+
+def wavenumber_to_angular_frequency(nu_cm1: np.ndarray) -> np.ndarray:
+    """Wavenumbers ν̃ (cm⁻¹) → angular frequencies ω = 2π c ν̃ (rad/fs)."""
+    return 2.0 * np.pi * SPEED_OF_LIGHT_CM_PER_FS * np.asarray(nu_cm1, dtype=float)

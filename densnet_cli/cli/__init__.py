@@ -11,6 +11,7 @@ import click
 
 from densnet_cli import __version__
 from densnet_cli.cli.fit_density import fit_density
+from densnet_cli.cli.spectrum import spectrum
 from densnet_cli.errors import DenSNetError
 
 
@@ -38,3 +39,4 @@ def main() -> None:
 
 
 main.add_command(fit_density)
+main.add_command(spectrum)

@@ -14,6 +14,7 @@ from ase import Atoms
 from click.testing import CliRunner
 
 from densnet_cli.cli import main
+from densnet_cli.data.hdf5 import DensityDataset
 
 # A fast level of theory for tests that check bookkeeping rather than chemistry.
 FAST = ["--basis", "sto-3g", "--grid-level", "1", "--conv-tol", "1e-9", "--no-progress"]
@@ -54,3 +55,9 @@ def run_densnet(*args: str, timeout: float = 600) -> subprocess.CompletedProcess
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="session")
+def ethanol() -> DensityDataset:
+    """The committed example dataset: 100 rMD17 ethanol frames labelled at PBE/def2-SVP."""
+    return DensityDataset(Path(__file__).resolve().parents[1] / "examples/ethanol/ethanol_100.h5")

@@ -98,6 +98,15 @@ class ElementBasis:
         return t
 
     @cached_property
+    def function_shell(self) -> np.ndarray:
+        """Which shell (counted in e3nn order) each function belongs to, shape (n,).
+
+        Anything applied per shell (e.g. a scale) through this index keeps equivariance.
+        """
+        return np.concatenate([np.full(2 * self.shells[i].l + 1, k)
+                               for k, i in enumerate(self.shell_order)])
+
+    @cached_property
     def function_l(self) -> np.ndarray:
         """Angular momentum of each function, e3nn order, shape (n,)."""
         return np.concatenate([np.full(2 * self.shells[i].l + 1, self.shells[i].l)

@@ -1,0 +1,197 @@
+"""The two equivariant networks: positions → density coefficients, density → energy.
+
+Both are message-passing networks over the same radius graph (:mod:`.layers`).  Elements enter
+through one-hot species features and through per-element linear maps between a shared hidden
+representation and each element's own irreps (its density-basis shells).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from ase.data import atomic_numbers
+from e3nn import o3
+
+from densnet_cli.basis.layout import BasisSet
+from densnet_cli.model.batch import Batch
+from densnet_cli.model.layers import Interaction, natural_irreps
+
+
+def element_order(basis: BasisSet) -> list[str]:
+    """The model's elements by atomic number: the order of species features everywhere."""
+    return sorted(basis.elements, key=lambda s: atomic_numbers[s])
+
+
+def hidden_irreps(features: int, lmax: int) -> o3.Irreps:
+    """``features`` scalars, halving per l (at least 4): e.g. 32x0e+16x1o+8x2e+4x3o+4x4e."""
+    return natural_irreps({l: max(features >> l, 4) for l in range(lmax + 1)})
+
+
+def register_shell_scale(module: torch.nn.Module, name: str, function_shell: np.ndarray) -> None:
+    """A scale with one value per shell (buffer ``name``, ones) and its shell index.
+
+    Scaling all 2l+1 components of a shell by one number keeps equivariance; scales are
+    therefore stored per shell and only expanded to functions by :func:`shell_scale`.
+    """
+    module.register_buffer(name, torch.ones(int(function_shell.max()) + 1, dtype=torch.float64))
+    module.register_buffer(f"{name}_index", torch.as_tensor(function_shell, dtype=torch.long),
+                           persistent=False)
+
+
+def shell_scale(module: torch.nn.Module, name: str) -> torch.Tensor:
+    """The per-shell scale ``name`` expanded to one value per function."""
+    return getattr(module, name)[getattr(module, f"{name}_index")]
+
+
+class SpeciesIndex(torch.nn.Module):
+    """Atomic numbers → 0…S-1 in the order of ``symbols``, and one-hot features."""
+
+    table: torch.Tensor  # (119,) species index of each atomic number, -1 if absent
+
+    def __init__(self, symbols: list[str]):
+        """Index the given element symbols."""
+        super().__init__()
+        table = torch.full((119,), -1, dtype=torch.long)
+        for i, s in enumerate(symbols):
+            table[atomic_numbers[s]] = i
+        self.register_buffer("table", table)
+        self.n_species = len(symbols)
+
+    def forward(self, numbers: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """(n,) atomic numbers → (n, S) one-hot."""
+        index = self.table[numbers]
+        if bool((index < 0).any()):
+            unknown = sorted(set(numbers[index < 0].tolist()))
+            raise ValueError(f"atomic numbers {unknown} are not elements of this model")
+        return torch.nn.functional.one_hot(index, self.n_species).to(dtype)
+
+
+class _MessagePassing(torch.nn.Module):
+    """A stack of interactions from input irreps to ``hidden`` irreps."""
+
+    def __init__(self, irreps_in: o3.Irreps, hidden: o3.Irreps, n_layers: int,
+                 irreps_sh: o3.Irreps, n_species: int, n_radial: int, radial_hidden: int,
+                 avg_num_neighbors: float):
+        super().__init__()
+        layers = []
+        for _ in range(n_layers):
+            layer = Interaction(irreps_in, hidden, irreps_sh, n_species, n_radial, radial_hidden,
+                                avg_num_neighbors)
+            layers.append(layer)
+            irreps_in = layer.irreps_out
+        self.layers = torch.nn.ModuleList(layers)
+        self.irreps_out = irreps_in
+
+    def forward(self, x, species, src, dst, edge_sh, edge_radial):
+        for layer in self.layers:
+            x = layer(x, species, src, dst, edge_sh, edge_radial)
+        return x
+
+
+class DensityNetwork(torch.nn.Module):
+    """Positions → coefficients ``c = c_SAD + Δ`` with ``∫ρ = N`` exactly.
+
+    Per-element heads map the hidden features onto exactly the element's basis irreps; each
+    shell's output is scaled by a constant (the spread of the training Δ for that shell).  The
+    electron count is then imposed by the Euclidean projection of the coefficient vector onto
+    ``Σ c_μ ∫φ_μ = Σ Z − charge`` — it moves only ``l = 0`` coefficients, so it is equivariant.
+    """
+
+    def __init__(self, basis: BasisSet, sad: dict[str, torch.Tensor], irreps_sh: o3.Irreps,
+                 hidden: o3.Irreps, n_layers: int, n_radial: int, radial_hidden: int,
+                 avg_num_neighbors: float, delta: bool = True):
+        """Density network for the elements of ``basis`` (``sad``: per-element prior)."""
+        super().__init__()
+        self.symbols = element_order(basis)
+        self.delta = delta
+        self.embed = o3.Linear(f"{len(self.symbols)}x0e", hidden.filter(keep=["0e"]))
+        self.body = _MessagePassing(self.embed.irreps_out, hidden, n_layers, irreps_sh,
+                                    len(self.symbols), n_radial, radial_hidden,
+                                    avg_num_neighbors)
+        self.heads = torch.nn.ModuleDict(
+            {s: o3.Linear(self.body.irreps_out, basis[s].irreps) for s in self.symbols})
+        for s in self.symbols:
+            self.register_buffer(f"sad_{s}", torch.as_tensor(sad[s], dtype=torch.float64))
+            self.register_buffer(f"charges_{s}", torch.as_tensor(basis[s].charges))
+            register_shell_scale(self, f"scale_{s}", basis[s].function_shell)
+
+    def per_element(self, name: str, symbol: str) -> torch.Tensor:
+        """The per-function buffer ``name`` (sad, charges, scale) of one element."""
+        if name == "scale":
+            return shell_scale(self, f"scale_{symbol}")
+        return getattr(self, f"{name}_{symbol}")
+
+    def flat(self, name: str, batch: Batch, dtype: torch.dtype) -> torch.Tensor:
+        """A per-element buffer laid out over the batch's coefficients, (C,)."""
+        out = torch.zeros(batch.n_coefficients, dtype=dtype, device=batch.positions.device)
+        for s, idx in batch.element_coeffs.items():
+            out[idx] = self.per_element(name, s).to(dtype)
+        return out
+
+    def forward(self, batch: Batch, species: torch.Tensor, src, dst, edge_sh, edge_radial
+                ) -> torch.Tensor:
+        """(C,) coefficients, e3nn order, for the batch."""
+        dtype = edge_sh.dtype
+        h = self.body(self.embed(species), species, src, dst, edge_sh, edge_radial)
+        delta = torch.zeros(batch.n_coefficients, dtype=dtype, device=h.device)
+        for s, atoms in batch.element_atoms.items():
+            out = self.heads[s](h[atoms]) * self.per_element("scale", s).to(dtype)
+            delta = delta.index_put((batch.element_coeffs[s].reshape(-1),), out.reshape(-1))
+        c = self.flat("sad", batch, dtype) + delta if self.delta else delta
+        return self.project_electron_count(batch, c)
+
+    def project_electron_count(self, batch: Batch, c: torch.Tensor) -> torch.Tensor:
+        """Closest ``c`` (Euclidean) with ``Σ c_μ ∫φ_μ = Σ Z − charge`` per molecule."""
+        q = self.flat("charges", batch, c.dtype)
+        m = batch.coeff_molecule
+        target = torch.zeros(batch.n_molecules, dtype=c.dtype, device=c.device)
+        target.index_add_(0, batch.molecule, batch.numbers.to(c.dtype))
+        target = target - batch.charge.to(c.dtype)
+        current = torch.zeros_like(target).index_add(0, m, q * c)
+        qq = torch.zeros_like(target).index_add(0, m, q * q)
+        return c + q * ((target - current) / qq)[m]
+
+
+class EnergyNetwork(torch.nn.Module):
+    """Density coefficients (+ geometry) → total energy (eV).
+
+    Each atom's coefficients, relative to its SAD block and divided by per-shell scales, pass
+    through a per-element linear map into shared hidden irreps; interactions over the graph
+    follow; a linear readout gives one energy per atom, shifted by a per-element reference
+    energy (fitted on the training set) and summed per molecule.
+    """
+
+    reference_energy: torch.Tensor  # (S,) eV per atom of each element
+    energy_scale: torch.Tensor  # () eV, scale of the learned atomic energies
+
+    def __init__(self, basis: BasisSet, irreps_sh: o3.Irreps, hidden: o3.Irreps, n_layers: int,
+                 n_radial: int, radial_hidden: int, avg_num_neighbors: float):
+        """Energy network for the elements of ``basis``."""
+        super().__init__()
+        self.hidden_dim = hidden.dim
+        self.symbols = element_order(basis)
+        self.inputs = torch.nn.ModuleDict(
+            {s: o3.Linear(basis[s].irreps, hidden, biases=True) for s in self.symbols})
+        self.body = _MessagePassing(hidden, hidden, n_layers, irreps_sh, len(self.symbols),
+                                    n_radial, radial_hidden, avg_num_neighbors)
+        self.readout = o3.Linear(self.body.irreps_out, "1x0e")
+        self.register_buffer("reference_energy", torch.zeros(len(self.symbols),
+                                                             dtype=torch.float64))
+        self.register_buffer("energy_scale", torch.ones((), dtype=torch.float64))
+        for s in self.symbols:
+            register_shell_scale(self, f"input_scale_{s}", basis[s].function_shell)
+
+    def forward(self, batch: Batch, coefficients_delta: torch.Tensor, species: torch.Tensor,
+                src, dst, edge_sh, edge_radial) -> torch.Tensor:
+        """(M,) energies in eV; ``coefficients_delta`` = c − c_SAD, (C,)."""
+        dtype = edge_sh.dtype
+        x = torch.zeros(len(batch.numbers), self.hidden_dim, dtype=dtype, device=edge_sh.device)
+        for s, atoms in batch.element_atoms.items():
+            block = coefficients_delta[batch.element_coeffs[s]]
+            block = block / shell_scale(self, f"input_scale_{s}").to(dtype)
+            x = x.index_put((atoms,), self.inputs[s](block))
+        h = self.body(x, species, src, dst, edge_sh, edge_radial)
+        atomic = self.readout(h).squeeze(-1) * self.energy_scale.to(dtype)
+        atomic = atomic + species @ self.reference_energy.to(dtype)
+        return torch.zeros(batch.n_molecules, dtype=dtype, device=h.device).index_add(
+            0, batch.molecule, atomic)

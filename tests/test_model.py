@@ -1,0 +1,36 @@
+"""The DenSNet model (small, randomly initialised) obeys the physics suite."""
+
+import pytest
+import torch
+
+from densnet_cli.model.densnet import DenSNet, ModelConfig
+from tests.model_suite import ModelPhysicsSuite
+
+SMALL = dict(density_features=8, density_layers=2, energy_features=8, energy_layers=1,
+             radial_hidden=16, lmax_edge=2)
+
+
+def _model(ds, **kwargs):
+    torch.manual_seed(0)
+    model = DenSNet(ds.basis, ds.sad, ModelConfig(**SMALL, **kwargs)).double().eval()
+    # Non-trivial per-shell scales and references, so that they are exercised.
+    for s in model.density.symbols:
+        for scale in (getattr(model.density, f"scale_{s}"),
+                      getattr(model.energy, f"input_scale_{s}")):
+            scale.copy_(torch.linspace(0.5, 1.5, len(scale)))
+    model.energy.reference_energy.copy_(torch.tensor([-13.6, -1030.0, -2040.0]))
+    return model
+
+
+class TestDeltaModel(ModelPhysicsSuite):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def model(cls, ethanol):
+        return _model(ethanol)
+
+
+class TestNoDeltaModel(ModelPhysicsSuite):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def model(cls, ethanol):
+        return _model(ethanol, delta=False)

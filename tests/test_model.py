@@ -13,7 +13,11 @@ SMALL = dict(density_features=8, density_layers=2, energy_features=8, energy_lay
 def _model(ds, **kwargs):
     torch.manual_seed(0)
     model = DenSNet(ds.basis, ds.sad, ModelConfig(**SMALL, **kwargs)).double().eval()
-    # Non-trivial per-shell scales and references, so that they are exercised.
+    # Random heads (a new model starts at Δ = 0) and non-trivial per-shell scales and
+    # references, so that everything is exercised.
+    with torch.no_grad():
+        for head in model.density.heads.values():
+            head.weight.normal_()
     for s in model.density.symbols:
         for scale in (getattr(model.density, f"scale_{s}"),
                       getattr(model.energy, f"input_scale_{s}")):

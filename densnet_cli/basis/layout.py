@@ -259,6 +259,17 @@ class BasisSet:
         """Start of each atom's block in the molecule's coefficient vector, shape (n_atoms+1,)."""
         return np.cumsum([0] + [b.n_functions for b in self.for_numbers(numbers)])
 
+    def transform(self, numbers: Numbers) -> np.ndarray:
+        """Block-diagonal orthogonal (C, C) matrix ``T`` with ``c_e3nn = T @ c_pyscf``.
+
+        A metric ``J`` in PySCF order becomes ``T J Tᵀ`` in e3nn order.
+        """
+        offsets = self.atom_offsets(numbers)
+        t = np.zeros((offsets[-1], offsets[-1]))
+        for basis, a, b in zip(self.for_numbers(numbers), offsets[:-1], offsets[1:], strict=True):
+            t[a:b, a:b] = basis.pyscf_to_e3nn
+        return t
+
     def pyscf_to_e3nn(self, coefficients: np.ndarray, numbers: Numbers) -> np.ndarray:
         """Molecule coefficients, PySCF order → e3nn order (last axis)."""
         return self._convert(coefficients, numbers, transpose=False)

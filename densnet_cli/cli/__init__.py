@@ -12,6 +12,7 @@ import click
 from densnet_cli import __version__
 from densnet_cli.cli.fit_density import fit_density
 from densnet_cli.cli.spectrum import spectrum
+from densnet_cli.cli.train import train
 from densnet_cli.errors import DenSNetError
 
 
@@ -40,3 +41,4 @@ def main() -> None:
 
 main.add_command(fit_density)
 main.add_command(spectrum)
+main.add_command(train)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,7 +59,7 @@ class Batch:
 
 def collate(basis: BasisSet, molecules: Sequence[tuple[np.ndarray, np.ndarray]],
             charges: Sequence[float] | None = None,
-            targets: Sequence[dict[str, np.ndarray]] | None = None,
+            targets: Sequence[dict[str, Any]] | None = None,
             dtype: torch.dtype = torch.float64) -> Batch:
     """Build a :class:`Batch` from ``(numbers, positions_Å)`` pairs.
 

@@ -93,22 +93,28 @@ class DenSNet(torch.nn.Module):
             self.register_buffer(f"dipoles_{s}", torch.as_tensor(basis[s].dipoles)
                                  * BOHR_TO_ANGSTROM)
 
-    def forward(self, batch: Batch, forces: bool = True) -> dict[str, torch.Tensor]:
-        """Coefficients (C,), energy (M,), forces (n, 3), dipole (M, 3), populations (n,)."""
+    def forward(self, batch: Batch, forces: bool = True, energy: bool = True
+                ) -> dict[str, torch.Tensor]:
+        """Coefficients (C,), dipole (M, 3), populations (n,); energy (M,) and forces (n, 3).
+
+        ``energy=False`` runs the density network only (the density training stage);
+        ``forces=False`` skips the autograd force computation.
+        """
         positions = batch.positions
-        if forces and not positions.requires_grad:
+        if forces and energy and not positions.requires_grad:
             positions = positions.detach().requires_grad_(True)
         src, dst = radius_graph(positions, batch.molecule, self.config.cutoff)
         edge_sh, edge_radial = self.edges(positions, src, dst)
         species = self.species(batch.numbers, positions.dtype)
         c = self.density(batch, species, src, dst, edge_sh, edge_radial)
-        sad = self.density.flat("sad", batch, c.dtype)
-        energy = self.energy(batch, c - sad, species, src, dst, edge_sh, edge_radial)
-        out = {"coefficients": c, "energy": energy,
-               "dipole": self.dipole(batch, positions, c),
+        out = {"coefficients": c, "dipole": self.dipole(batch, positions, c),
                "populations": self.populations(batch, c)}
-        if forces:
-            out["forces"] = forces_from_energy(energy, positions, create_graph=self.training)
+        if energy:
+            sad = self.density.flat("sad", batch, c.dtype)
+            out["energy"] = self.energy(batch, c - sad, species, src, dst, edge_sh, edge_radial)
+            if forces:
+                out["forces"] = forces_from_energy(out["energy"], positions,
+                                                   create_graph=self.training)
         return out
 
     def populations(self, batch: Batch, c: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,153 @@
+"""Training data: datasets → frames with targets, the seeded split, batches, statistics.
+
+Every frame also carries its Coulomb metric ``J`` (e3nn order), so that the density loss
+``Δcᵀ J Δc`` — the Coulomb self-energy of the density error, in Hartree, the same norm the
+reference fit minimised — costs one small matrix product per molecule.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase.data import chemical_symbols
+
+from densnet_cli import units
+from densnet_cli.basis.layout import BasisSet
+from densnet_cli.data.geometries import file_sha256
+from densnet_cli.data.hdf5 import DensityDataset, Frame
+from densnet_cli.errors import InputError
+from densnet_cli.model.batch import Batch, collate, radius_graph
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """All frames of the input datasets, with what training needs."""
+
+    basis: BasisSet
+    sad: dict[str, np.ndarray]
+    frames: list[Frame]
+    coulomb: list[np.ndarray]  # per frame (C_f, C_f) Hartree, e3nn order
+    files: list[dict]  # path and sha256 of each dataset
+
+    def batch(self, indices: Sequence[int], dtype: torch.dtype) -> tuple[Batch, list]:
+        """A batch of frames with targets, and their Coulomb metrics as tensors."""
+        frames = [self.frames[i] for i in indices]
+        targets = [{"energy": f.energy, "forces": f.forces, "dipole": f.dipole,
+                    "coefficients": f.coefficients} for f in frames]
+        batch = collate(self.basis, [(f.numbers, f.positions) for f in frames],
+                        targets=targets, dtype=dtype)
+        return batch, [torch.as_tensor(self.coulomb[i], dtype=dtype) for i in indices]
+
+
+def load_training_data(paths: Sequence[Path]) -> TrainingData:
+    """Read one or more datasets, which must share the level of theory and density basis."""
+    if not paths:
+        raise InputError("no dataset given")
+    datasets = [DensityDataset(p) for p in paths]
+    first = datasets[0]
+    for p, ds in zip(paths[1:], datasets[1:], strict=True):
+        if ds.metadata["settings"] != first.metadata["settings"]:
+            raise InputError(f"{p} was labelled with other settings than {paths[0]}; "
+                             f"datasets for one model must share level of theory and basis")
+    basis = _merged_basis([ds.basis for ds in datasets], paths)
+    sad: dict[str, np.ndarray] = {}
+    for ds in datasets:
+        sad.update(ds.sad)
+    frames = [f for ds in datasets for f in ds]
+    if len(frames) < 2:
+        raise InputError(f"need at least 2 labelled frames to train, found {len(frames)}")
+    transforms: dict[tuple, np.ndarray] = {}
+    coulomb = []
+    for f in frames:
+        key = tuple(f.numbers)
+        if key not in transforms:
+            transforms[key] = basis.transform(f.numbers)
+        t = transforms[key]
+        j = basis.mole(f.numbers, units.angstrom_to_bohr(f.positions)).intor("int2c2e")
+        coulomb.append((t @ j @ t.T).astype(np.float32))
+    files = [{"path": str(p), "sha256": file_sha256(p)} for p in paths]
+    return TrainingData(basis, sad, frames, coulomb, files)
+
+
+def _merged_basis(bases: list[BasisSet], paths: Sequence[Path]) -> BasisSet:
+    elements: dict = {}
+    for basis, path in zip(bases, paths, strict=True):
+        for symbol, element in basis.elements.items():
+            if symbol in elements and elements[symbol] != element:
+                raise InputError(f"{path}: density basis of {symbol} differs from the other "
+                                 f"datasets'")
+            elements[symbol] = element
+    return BasisSet(name=bases[0].name, elements=elements)
+
+
+def split(n_frames: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded random train/validation split of frame positions (at least one of each)."""
+    order = np.random.default_rng(seed).permutation(n_frames)
+    n_val = min(n_frames - 1, max(1, round(val_fraction * n_frames)))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+@dataclass(frozen=True)
+class Statistics:
+    """Normalisation constants from the training split (stored in the model's buffers)."""
+
+    shell_rms: dict[str, np.ndarray]  # per element, per shell: RMS of the learned coefficients
+    delta_rms: dict[str, np.ndarray]  # per element, per shell: RMS of c − c_SAD
+    reference_energy: dict[str, float]  # eV per atom, least squares on the training energies
+    force_rms: float  # eV/Å
+    avg_num_neighbors: float
+
+    def as_dict(self) -> dict:
+        """JSON-ready form."""
+        return json.loads(json.dumps({
+            "shell_rms": {k: v.tolist() for k, v in self.shell_rms.items()},
+            "delta_rms": {k: v.tolist() for k, v in self.delta_rms.items()},
+            "reference_energy": self.reference_energy, "force_rms": self.force_rms,
+            "avg_num_neighbors": self.avg_num_neighbors}))
+
+
+def statistics(data: TrainingData, train: Sequence[int] | np.ndarray, cutoff: float,
+               delta: bool) -> Statistics:
+    """Per-shell coefficient scales, per-element reference energies, force scale, neighbours."""
+    symbols = sorted(data.basis.elements)
+    sums = {s: np.zeros(len(data.basis[s].shells)) for s in symbols}
+    delta_sums = {s: np.zeros(len(data.basis[s].shells)) for s in symbols}
+    counts = dict.fromkeys(symbols, 0)
+    composition = np.zeros((len(train), len(symbols)))
+    energies, forces, neighbours, n_atoms = [], [], 0, 0
+    for row, i in enumerate(train):
+        f = data.frames[i]
+        offsets = data.basis.atom_offsets(f.numbers)
+        for atom, z in enumerate(f.numbers):
+            s = chemical_symbols[z]
+            eb = data.basis[s]
+            c = f.coefficients[offsets[atom]:offsets[atom + 1]]
+            d = c - data.sad[s]
+            sums[s] += np.bincount(eb.function_shell, (d if delta else c) ** 2)
+            delta_sums[s] += np.bincount(eb.function_shell, d**2)
+            counts[s] += 1
+            composition[row, symbols.index(s)] += 1
+        energies.append(f.energy)
+        forces.append(f.forces.ravel())
+        pos = torch.as_tensor(f.positions)
+        neighbours += len(radius_graph(pos, torch.zeros(len(pos), dtype=torch.long), cutoff)[0])
+        n_atoms += len(f.numbers)
+    per_shell = {s: np.bincount(data.basis[s].function_shell) for s in symbols}
+    rms = {s: _safe_rms(sums[s], counts[s] * per_shell[s]) for s in symbols}
+    delta_rms = {s: _safe_rms(delta_sums[s], counts[s] * per_shell[s]) for s in symbols}
+    ref, *_ = np.linalg.lstsq(composition, np.array(energies), rcond=None)
+    return Statistics(shell_rms=rms, delta_rms=delta_rms,
+                      reference_energy={s: float(e) for s, e in zip(symbols, ref, strict=True)},
+                      force_rms=float(np.sqrt(np.mean(np.concatenate(forces) ** 2))),
+                      avg_num_neighbors=neighbours / n_atoms)
+
+
+def _safe_rms(sum_sq: np.ndarray, n: np.ndarray) -> np.ndarray:
+    rms = np.sqrt(sum_sq / np.maximum(n, 1))
+    floor = 1e-3 * max(float(rms.max()), 1e-12)
+    return np.maximum(rms, floor)  # a shell never seen or always zero still gets a scale

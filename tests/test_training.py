@@ -1,0 +1,121 @@
+"""``densnet train`` on real labelled ethanol frames: learning, resume, torchrun, failures."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from densnet_cli.model.io import load_model
+from tests.conftest import run_cli, run_densnet
+
+DATA = Path(__file__).resolve().parents[1] / "examples/ethanol/ethanol_100.h5"
+TINY = ["--density-features", "8", "--density-layers", "1", "--energy-features", "8",
+        "--energy-layers", "1", "--radial-hidden", "8", "--lmax-edge", "2", "--no-progress",
+        "--val-fraction", "0.2"]
+
+
+def _log(model: Path) -> list[dict]:
+    return [json.loads(line) for line in model.with_name(model.name + ".log.jsonl")
+            .read_text().splitlines()]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_model(path)[0].state_dict()
+
+
+def test_training_lowers_every_validation_loss(tmp_path):
+    model = tmp_path / "m.pt"
+    code, out, err = run_cli("train", DATA, "-o", model, *TINY, "--epochs-density", "6",
+                             "--epochs-energy", "6", "--lr", "0.01")
+    assert code == 0, err
+    log = _log(model)
+    density = [e["val"]["density"] for e in log if e["stage"] == "density"]
+    forces = [e["val"]["forces"] for e in log if e["stage"] == "energy"]
+    assert min(density) < 0.9 * density[0]
+    assert min(forces) < 0.7 * forces[0]
+    assert model.with_name("m.pt.curve.png").stat().st_size > 10_000
+    assert not model.with_name("m.pt.ckpt").exists()
+    _, metadata = load_model(model)
+    training = metadata["training"]
+    assert training["split"] == {"seed": 0, "n_train": 80, "n_val": 20}
+    assert len(training["data"][0]["sha256"]) == 64
+    assert "forces" in training["final_validation"]
+
+
+def test_killed_training_resumes_to_the_uninterrupted_result(tmp_path):
+    args = [*TINY, "--epochs-density", "3", "--epochs-energy", "3", "--dtype", "float64"]
+    reference = tmp_path / "ref.pt"
+    assert run_densnet("train", DATA, "-o", reference, *args).returncode == 0
+
+    model = tmp_path / "m.pt"
+    log = tmp_path / "m.pt.log.jsonl"
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("densnet")), "train", str(DATA),
+                             "-o", str(model), *args], start_new_session=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while (not log.exists() or len(log.read_text().splitlines()) < 4) \
+            and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not model.exists() and model.with_name("m.pt.ckpt").exists(), \
+        "the kill must land mid-run for this test to mean anything"
+
+    refused = run_densnet("train", DATA, "-o", model, *args)
+    assert refused.returncode == 1 and "pass --resume" in refused.stderr
+    resumed = run_densnet("train", DATA, "-o", model, *args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert [e["epoch"] for e in _log(model)] == [1, 2, 3, 1, 2, 3]
+    a, b = _weights(reference), _weights(model)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-12, rtol=0)
+
+
+@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None,
+                    reason="torchrun is part of torch")
+def test_two_gloo_processes_equal_one_process_with_twice_the_batch(tmp_path):
+    args = [*TINY, "--epochs-density", "2", "--epochs-energy", "2", "--dtype", "float64"]
+    single = tmp_path / "single.pt"
+    assert run_densnet("train", DATA, "-o", single, *args, "--batch-size", "8").returncode == 0
+    ddp = tmp_path / "ddp.pt"
+    bindir = Path(sys.executable).parent
+    result = subprocess.run(
+        [str(bindir / "torchrun"), "--nproc_per_node", "2", "--no-python",
+         str(bindir / "densnet"), "train", str(DATA), "-o", str(ddp), *args,
+         "--batch-size", "4"],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    a, b = _weights(single), _weights(ddp)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-9, rtol=1e-9)
+
+
+def test_diverging_training_stops_with_a_clear_message(tmp_path):
+    code, _, err = run_cli("train", DATA, "-o", tmp_path / "m.pt", *TINY, "--epochs-density",
+                           "2", "--epochs-energy", "0", "--lr", "1e30")
+    assert code == 1
+    assert "loss became" in err and "lower --lr" in err
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_yaml_config_fills_options_and_the_command_line_wins(tmp_path):
+    config = tmp_path / "train.yaml"
+    config.write_text("epochs_density: 1\nepochs-energy: 1\nseed: 5\nbatch_size: 16\n")
+    code, _, err = run_cli("train", DATA, "-o", tmp_path / "m.pt", *TINY, "--config", config,
+                           "--seed", "7")
+    assert code == 0, err
+    stored = load_model(tmp_path / "m.pt")[1]["training"]["config"]
+    assert (stored["epochs_density"], stored["epochs_energy"]) == (1, 1)
+    assert (stored["seed"], stored["batch_size"]) == (7, 16)
+    config.write_text("epochs_densty: 1\n")
+    code, _, err = run_cli("train", DATA, "-o", tmp_path / "x.pt", "--config", config)
+    assert code == 1 and "unknown training option(s) epochs_densty" in err

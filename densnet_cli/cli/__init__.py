@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from densnet_cli import __version__
+from densnet_cli.cli.evaluate import evaluate_command
 from densnet_cli.cli.fit_density import fit_density
 from densnet_cli.cli.spectrum import spectrum
 from densnet_cli.cli.train import train
@@ -40,5 +41,6 @@ def main() -> None:
 
 
 main.add_command(fit_density)
+main.add_command(evaluate_command)
 main.add_command(spectrum)
 main.add_command(train)

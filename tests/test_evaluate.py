@@ -34,7 +34,7 @@ def model_path(ethanol, tmp_path_factory):
 
 def test_report_metrics_match_the_predictions(model_path, ethanol, tmp_path):
     report = tmp_path / "r.json"
-    code, out, err = run_cli("evaluate", model_path, ethanol.path, "--report", report,
+    code, _, err = run_cli("evaluate", model_path, ethanol.path, "--report", report,
                              "--plot", tmp_path / "p.png", "--density-frames", "3",
                              "--no-progress")
     assert code == 0, err

@@ -112,7 +112,7 @@ class DensityNetwork(torch.nn.Module):
             {s: o3.Linear(self.body.irreps_out, basis[s].irreps) for s in self.symbols})
         with torch.no_grad():  # start exactly at the prior (Δ = 0); gradients still flow
             for head in self.heads.values():
-                head.weight.zero_()
+                head.weight.zero_()  # type: ignore[operator]
         for s in self.symbols:
             self.register_buffer(f"sad_{s}", torch.as_tensor(sad[s], dtype=torch.float64))
             self.register_buffer(f"charges_{s}", torch.as_tensor(basis[s].charges))

@@ -10,3 +10,12 @@ Stages (one subpackage each, in data-flow order):
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """Lazy exports, so that ``import densnet_cli`` does not load torch."""
+    if name == "DenSNetCalculator":
+        from densnet_cli.calculator import DenSNetCalculator
+
+        return DenSNetCalculator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -68,3 +68,20 @@ M_PER_MOL_TO_KM_PER_MOL = 1e-3
 def wavenumber_to_angular_frequency(nu_cm1: np.ndarray) -> np.ndarray:
     """Wavenumbers ν̃ (cm⁻¹) → angular frequencies ω = 2π c ν̃ (rad/fs)."""
     return 2.0 * np.pi * SPEED_OF_LIGHT_CM_PER_FS * np.asarray(nu_cm1, dtype=float)
+
+
+# --- the i-PI socket edge (drivers/): ASE units → atomic units, written as ASE's own -------------
+# IPIProtocol.sendforce writes them, so that a round trip through ASE's socket code is exact.
+def ev_to_hartree(e: float | np.ndarray) -> float | np.ndarray:
+    """Energies eV → Hartree."""
+    return e / HARTREE_TO_EV
+
+
+def forces_ev_per_angstrom_to_au(f: np.ndarray) -> np.ndarray:
+    """Forces eV/Å → Hartree/Bohr."""
+    return (BOHR_TO_ANGSTROM / HARTREE_TO_EV) * np.asarray(f, dtype=float)
+
+
+def dipole_e_angstrom_to_au(d: np.ndarray) -> np.ndarray:
+    """Dipole moments e·Å → e·Bohr (i-PI's extras)."""
+    return np.asarray(d, dtype=float) / BOHR_TO_ANGSTROM

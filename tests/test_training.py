@@ -32,7 +32,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 
 def test_training_lowers_every_validation_loss(tmp_path):
     model = tmp_path / "m.pt"
-    code, out, err = run_cli("train", DATA, "-o", model, *TINY, "--epochs-density", "6",
+    code, _, err = run_cli("train", DATA, "-o", model, *TINY, "--epochs-density", "6",
                              "--epochs-energy", "6", "--lr", "0.01")
     assert code == 0, err
     log = _log(model)

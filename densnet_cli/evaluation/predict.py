@@ -18,7 +18,7 @@ from ase import Atoms
 from densnet_cli.data.hdf5 import Frame
 from densnet_cli.evaluation.density import write_cube
 from densnet_cli.model.batch import collate
-from densnet_cli.model.io import load_model
+from densnet_cli.model.io import load_model, resolve_device
 
 
 class Predictor:
@@ -26,10 +26,10 @@ class Predictor:
 
     def __init__(self, model_path: str | Path, device: str = "cpu",
                  dtype: torch.dtype = torch.float64):
-        """Load the model file once."""
-        self.model, self.metadata = load_model(model_path, device=device, dtype=dtype)
+        """Load the model file once (``device``: auto, cpu or cuda[:N])."""
+        self.device, self.dtype = resolve_device(device), dtype
+        self.model, self.metadata = load_model(model_path, device=self.device, dtype=dtype)
         self.basis = self.model.basis
-        self.device, self.dtype = device, dtype
 
     def predict_many(self, molecules: Sequence[tuple[np.ndarray, np.ndarray]],
                      charges: Sequence[float] | None = None) -> list[dict[str, np.ndarray]]:

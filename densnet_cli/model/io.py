@@ -80,6 +80,18 @@ def read_model_file(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
         raise InputError(f"{path}: model metadata is damaged ({exc})") from None
 
 
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an input error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} requested but torch sees no CUDA GPU; "
+                         f"use --device cpu (or auto)")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise InputError(f"unknown device {device!r}: use auto, cpu or cuda[:N]")
+    return torch.device(device)
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu",
                dtype: torch.dtype = torch.float64) -> tuple[DenSNet, dict]:
     """Rebuild the model stored at ``path`` (eval mode) and return it with its metadata."""

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from densnet_cli.errors import DenSNetError, InputError
 from densnet_cli.model.densnet import DenSNet
-from densnet_cli.model.io import save_model
+from densnet_cli.model.io import resolve_device, save_model
 from densnet_cli.training.config import TrainConfig
 from densnet_cli.training.data import Statistics, TrainingData, split, statistics
 from densnet_cli.training.losses import loss_terms, weighted_total
@@ -233,10 +233,8 @@ class Trainer:
 
 
 def _device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but no CUDA device is available")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and dist.is_initialized():
+    """The training device; under torchrun each process takes its own GPU."""
+    device = resolve_device(name)
+    if device.type == "cuda" and dist.is_initialized():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device(name)
+    return device

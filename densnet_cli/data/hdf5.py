@@ -13,7 +13,6 @@ dataset file that exists is always complete.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 
 from densnet_cli import keys
 from densnet_cli.basis.layout import BasisSet, Numbers
+from densnet_cli.data.atomic import atomic_output
 from densnet_cli.errors import InputError
 
 FORMAT = "densnet-dataset"
@@ -37,36 +37,31 @@ def write_dataset(path: str | Path, records: Sequence[dict], failed: Sequence[tu
     """Write labelled frames (sorted by source index) to ``path`` atomically."""
     path = Path(path)
     records = sorted(records, key=lambda r: r["source_index"])
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.h5")
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["n_frames"] = len(records)
-            f.attrs["units"] = json.dumps(UNITS)
-            f.attrs["basis"] = basis.to_json()
-            for key, value in metadata.items():
-                f.attrs[key] = json.dumps(value)
-            for symbol, coefficients in sad.items():
-                f[f"{keys.SAD_PREFIX}/{symbol}"] = coefficients
-            n_atoms = [len(r["numbers"]) for r in records]
-            n_coeff = [len(r["coefficients"]) for r in records]
-            f[keys.SOURCE_INDEX] = np.array([r["source_index"] for r in records], dtype=np.int64)
-            f[keys.ATOM_OFFSET] = np.concatenate([[0], np.cumsum(n_atoms)]).astype(np.int64)
-            f[keys.COEFF_OFFSET] = np.concatenate([[0], np.cumsum(n_coeff)]).astype(np.int64)
-            for field, name in keys.FRAME_ARRAYS.items():
-                f[name] = np.array([r[field] for r in records])
-            f[keys.SCF_STRATEGY] = np.array([r["scf_strategy"] for r in records], dtype="S")
-            for field, name in keys.ATOM_ARRAYS.items():
-                f[name] = (np.concatenate([r[field] for r in records]) if records
-                           else np.zeros((0, 3) if field != "numbers" else 0))
-            f[keys.COEFFICIENTS] = (np.concatenate([r["coefficients"] for r in records])
-                                    if records else np.zeros(0))
-            f[keys.FAILED_INDEX] = np.array([i for i, _ in failed], dtype=np.int64)
-            f[keys.FAILED_REASON] = np.array([m for _, m in failed], dtype="S")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_output(path, ".h5") as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["n_frames"] = len(records)
+        f.attrs["units"] = json.dumps(UNITS)
+        f.attrs["basis"] = basis.to_json()
+        for key, value in metadata.items():
+            f.attrs[key] = json.dumps(value)
+        for symbol, coefficients in sad.items():
+            f[f"{keys.SAD_PREFIX}/{symbol}"] = coefficients
+        n_atoms = [len(r["numbers"]) for r in records]
+        n_coeff = [len(r["coefficients"]) for r in records]
+        f[keys.SOURCE_INDEX] = np.array([r["source_index"] for r in records], dtype=np.int64)
+        f[keys.ATOM_OFFSET] = np.concatenate([[0], np.cumsum(n_atoms)]).astype(np.int64)
+        f[keys.COEFF_OFFSET] = np.concatenate([[0], np.cumsum(n_coeff)]).astype(np.int64)
+        for field, name in keys.FRAME_ARRAYS.items():
+            f[name] = np.array([r[field] for r in records])
+        f[keys.SCF_STRATEGY] = np.array([r["scf_strategy"] for r in records], dtype="S")
+        for field, name in keys.ATOM_ARRAYS.items():
+            f[name] = (np.concatenate([r[field] for r in records]) if records
+                       else np.zeros((0, 3) if field != "numbers" else 0))
+        f[keys.COEFFICIENTS] = (np.concatenate([r["coefficients"] for r in records])
+                                if records else np.zeros(0))
+        f[keys.FAILED_INDEX] = np.array([i for i, _ in failed], dtype=np.int64)
+        f[keys.FAILED_REASON] = np.array([m for _, m in failed], dtype="S")
 
 
 def read_metadata(path: str | Path) -> dict:

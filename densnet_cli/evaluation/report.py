@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from densnet_cli import keys
+from densnet_cli.data.atomic import save_figure, write_text
 from densnet_cli.data.hdf5 import DensityDataset
 from densnet_cli.errors import InputError
 from densnet_cli.evaluation.density import (
@@ -90,16 +90,10 @@ def evaluate(cfg: EvaluateConfig) -> dict:
         "units": {"energy": "meV per molecule", "forces": "meV/Å per component",
                   "dipole": "Debye per component", "density_l1": "percent of N"},
     }
-    _write_json(cfg.report, report)
+    write_text(cfg.report, json.dumps(report, indent=1))
     if cfg.plot is not None:
         _parity_plot(cfg.plot, frames, preds)
     return report
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
 
 
 def _parity_plot(path: Path, frames, preds) -> None:
@@ -119,7 +113,7 @@ def _parity_plot(path: Path, frames, preds) -> None:
          E_ANGSTROM_TO_DEBYE * np.concatenate([f.dipole for f in frames]),
          E_ANGSTROM_TO_DEBYE * np.concatenate([p["dipole"] for p in preds])),
     ]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), dpi=110)
     for ax, (label, ref, pred) in zip(axes, panels, strict=True):
         ax.plot(ref, pred, ".", ms=3)
         lo, hi = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
@@ -127,7 +121,5 @@ def _parity_plot(path: Path, frames, preds) -> None:
         ax.set(xlabel=f"reference {label}", ylabel=f"DenSNet {label}",
                title=f"MAE {np.abs(pred - ref).mean():.3g}")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
-    os.replace(tmp, path)

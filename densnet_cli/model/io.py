@@ -11,7 +11,6 @@ Files are written to a temporary name and renamed, so a model file that exists i
 from __future__ import annotations
 
 import json
-import os
 import platform
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 
 from densnet_cli import __version__
 from densnet_cli.basis.layout import BasisSet
+from densnet_cli.data.atomic import atomic_output
 from densnet_cli.errors import InputError
 from densnet_cli.model.densnet import DenSNet, ModelConfig
 
@@ -46,12 +46,8 @@ def save_model(model: DenSNet, path: str | Path, extra: dict | None = None) -> N
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION,
                "metadata": json.dumps(metadata),
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_output(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def read_model_file(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from densnet_cli.data.atomic import save_figure
 from densnet_cli.spectrum.peaks import Peak
 
 
@@ -51,11 +51,6 @@ def plot_spectrum(path: Path, nu: np.ndarray, intensity: np.ndarray, stderr: np.
         ax.set_title(title, fontsize=10)
         ax.legend(fontsize=8, frameon=False)
         fig.tight_layout()
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-        try:
-            fig.savefig(tmp, format="png")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        save_figure(fig, path)
     finally:
         plt.close(fig)

@@ -6,12 +6,12 @@ name and renamed, so an error never leaves a partial output behind.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from densnet_cli.data.atomic import write_text
 from densnet_cli.errors import InputError
 from densnet_cli.spectrum.averaging import AveragedLineShape, LineShapeSettings, average_lineshape
 from densnet_cli.spectrum.corrections import (
@@ -148,15 +148,6 @@ def compute_spectrum(cfg: SpectrumConfig) -> SpectrumResult:
                           warnings=warnings)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def spectrum_csv(result: SpectrumResult) -> str:
     """SPECTRUM.csv: one header line, then wavenumber_cm1, intensity, intensity_stderr."""
     rows = np.column_stack([result.wavenumber_cm1, result.intensity, result.stderr])
@@ -187,6 +178,6 @@ def run_spectrum(cfg: SpectrumConfig) -> SpectrumResult:
                  f"{result.lineshape.n_samples} blocks, {cfg.correction} correction")
         plot_spectrum(cfg.plot, result.wavenumber_cm1, result.intensity, result.stderr,
                       result.peaks, ylabel, title, reference)
-    _atomic_write_text(cfg.peaks_path, peaks_csv(result.peaks))
-    _atomic_write_text(cfg.output, spectrum_csv(result))
+    write_text(cfg.peaks_path, peaks_csv(result.peaks))
+    write_text(cfg.output, spectrum_csv(result))
     return result

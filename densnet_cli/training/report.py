@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+
+from densnet_cli.data.atomic import save_figure, write_text
 
 
 def write_log(history: list[dict], path: Path) -> None:
     """Rewrite the whole log from the history (atomically; the checkpoint is the truth)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("".join(json.dumps(entry) + "\n" for entry in history))
-    os.replace(tmp, path)
+    write_text(path, "".join(json.dumps(entry) + "\n" for entry in history))
 
 
 def plot_learning_curve(history: list[dict], path: Path) -> None:
@@ -24,7 +23,8 @@ def plot_learning_curve(history: list[dict], path: Path) -> None:
     names = list(dict.fromkeys(entry["stage"] for entry in history))
     if not names:
         return
-    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.8), squeeze=False,
+                             dpi=110)
     for ax, stage in zip(axes[0], names, strict=True):
         rows = [e for e in history if e["stage"] == stage]
         epochs = [e["epoch"] for e in rows]
@@ -36,7 +36,5 @@ def plot_learning_curve(history: list[dict], path: Path) -> None:
                ylabel="loss term (Ha, (e·Å)², (eV/atom)², (eV/Å)²)")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
-    os.replace(tmp, path)

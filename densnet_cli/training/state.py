@@ -8,11 +8,11 @@ seed and the epoch number, not of a random-number state).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
+from densnet_cli.data.atomic import atomic_output
 from densnet_cli.errors import InputError
 
 
@@ -72,12 +72,8 @@ class swapped_in:
 
 def save_checkpoint(path: Path, state: dict) -> None:
     """Write ``state`` atomically."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_output(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path) -> dict:

@@ -23,16 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
+from densnet_cli.data.atomic import atomic_output
 from densnet_cli.errors import InputError
 
 
 def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    """``write(file)`` to a temporary file, flushed to disk, then renamed to ``path``."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
         write(f)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def identity_differences(expected: dict, found: dict, prefix: str = "") -> list[str]:

@@ -164,3 +164,23 @@ def test_an_unexpected_error_in_one_frame_is_a_reported_failure():
                                    {"H": np.zeros(18), "O": np.zeros(77)}))
     assert record["source_index"] == 7
     assert record["error"].startswith("KeyError") and "LibXCFunctional" in record["error"]
+
+
+@pytest.mark.parametrize(("symbols", "positions", "charge", "spin", "n_electrons"), [
+    ("OH", [[0, 0, 0], [0, 0, 0.97]], 0, 1, 9),  # hydroxyl radical: UKS
+    ("OH3", [[0, 0, 0.1], [0, 0.94, -0.2], [0.81, -0.47, -0.2], [-0.81, -0.47, -0.2]], 1, 0, 10),
+])
+def test_charged_and_open_shell_molecules(tmp_path, symbols, positions, charge, spin,
+                                          n_electrons):
+    import ase.io
+    from ase import Atoms
+
+    ase.io.write(tmp_path / "m.xyz", Atoms(symbols, positions=positions), format="extxyz")
+    code, _, err = run_cli("fit-density", tmp_path / "m.xyz", "-o", tmp_path / "m.h5", *FAST,
+                           "--charge", str(charge), "--spin", str(spin))
+    assert code == 0, err
+    ds = DensityDataset(tmp_path / "m.h5")
+    assert ds.metadata["settings"]["level"]["spin"] == spin
+    assert abs(ds.per_frame(keys.FIT_N_ELECTRONS)[0] - n_electrons) < 1e-6
+    np.testing.assert_allclose(ds.per_frame(keys.FIT_DIPOLE), ds.per_frame(keys.DIPOLE),
+                               atol=1e-9)

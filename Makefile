@@ -5,7 +5,7 @@ DENSNET := $(VENV)/bin/densnet
 # The CPU build of PyTorch; installed first so that no step pulls the multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: install test test-all lint demo bench clean
+.PHONY: install test test-all lint demo demo-quick bench clean
 
 install: $(VENV)/.installed
 
@@ -28,13 +28,19 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-## The main job on the embedded example: label 10 rMD17 ethanol frames at PBE/def2-SVP.
+## The main job on the embedded example (~10 min on 2 cores): label 24 rMD17 ethanol frames at
+## PBE/def2-SVP, train a small model, run i-PI NVE MD through `densnet serve`, IR spectrum.
 demo: install
-	PATH=$(abspath $(VENV))/bin:$$PATH bash examples/ethanol/demo.sh
+	$(PY) examples/ethanol/pipeline.py examples/ethanol/out
+
+## MD + spectrum with the model shipped in examples/ethanol/model (~2 min).
+demo-quick: install
+	$(PY) examples/ethanol/pipeline.py examples/ethanol/out-quick --model examples/ethanol/model/ethanol_100.pt
 
 ## Benchmarks: density basis vs size vs fit error, seconds per frame (writes bench/results/).
 bench: install
 	$(PY) bench/density_basis.py --frames 0:3
 
 clean:
-	rm -rf $(VENV) examples/ethanol/out bench/out .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) examples/ethanol/out examples/ethanol/out-quick bench/out .pytest_cache \
+		.ruff_cache .mypy_cache

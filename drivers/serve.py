@@ -14,6 +14,7 @@ from pathlib import Path
 
 import ase.io
 import numpy as np
+import torch
 from ase import Atoms
 
 from densnet_cli.calculator import ModelEvaluator
@@ -38,6 +39,7 @@ class ServeConfig:
     timestep: float | None = None  # fs, for the dipole stream's time column
     device: str = "auto"
     dtype: str = "float64"
+    threads: int = 1  # torch CPU threads; 0 leaves torch's default
     charge: float = 0.0
     max_batch: int = 64
     connect_timeout: float = 60.0  # s
@@ -99,6 +101,11 @@ def run_serve(cfg: ServeConfig) -> ServeSummary:
         DenSNetError: the connection failed or the server broke the protocol.
     """
     address = Address.parse(cfg.unix, cfg.unix_prefix, cfg.host, cfg.port)
+    if cfg.threads:
+        # One MD step of a molecule is thousands of tiny kernels: extra CPU threads only add
+        # synchronisation, and on a busy machine they cost up to 10x (measured: 23 ms/step on
+        # one thread vs 231 ms on two, ethanol, while another job held a core).
+        torch.set_num_threads(cfg.threads)
     if cfg.max_batch < 1:
         raise InputError(f"--max-batch must be at least 1, not {cfg.max_batch}")
     if cfg.timestep is not None and not cfg.timestep > 0:

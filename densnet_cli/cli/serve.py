@@ -31,6 +31,9 @@ _PATH = click.Path(path_type=Path)
               show_default=True, help="Where the model runs (auto: CUDA when available).")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64",
               show_default=True, help="Floating precision of the model.")
+@click.option("--threads", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Torch CPU threads (0: torch's default). One is fastest for molecules of "
+                   "up to a few hundred atoms; more only pays for large systems.")
 @click.option("--charge", type=float, default=0.0, show_default=True,
               help="Net charge of the molecule (e).")
 @click.option("--max-batch", type=int, default=64, show_default=True,

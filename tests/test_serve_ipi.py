@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,6 @@ from densnet_cli.calculator import ModelEvaluator
 from densnet_cli.data.dipole_stream import read_dipole_stream
 from densnet_cli.units import BOHR_TO_ANGSTROM, HARTREE_TO_EV
 from tests.serve_data.harness import (
-    BIN,
     direct_forcefield,
     ethanol_atoms,
     make_model,
@@ -26,10 +24,6 @@ from tests.serve_data.harness import (
 PES = Path(__file__).resolve().parents[1] / "drivers" / "ipi_pes_densnet.py"
 STEPS = {"nve": 3, "pimd": 2}
 BEADS = {"nve": 1, "pimd": 4}
-
-pytestmark = pytest.mark.skipif(shutil.which("i-pi", path=str(BIN)) is None,
-                                reason="i-PI is not installed in this environment")
-
 
 @pytest.fixture(scope="module")
 def model(ethanol, tmp_path_factory) -> Path:

@@ -2,14 +2,12 @@
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
 import torch
 
 from densnet_cli.model.io import load_model
@@ -79,8 +77,6 @@ def test_killed_training_resumes_to_the_uninterrupted_result(tmp_path):
         torch.testing.assert_close(a[k], b[k], atol=1e-12, rtol=0)
 
 
-@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None,
-                    reason="torchrun is part of torch")
 def test_two_gloo_processes_equal_one_process_with_twice_the_batch(tmp_path):
     args = [*TINY, "--epochs-density", "2", "--epochs-energy", "2", "--dtype", "float64"]
     single = tmp_path / "single.pt"

@@ -53,11 +53,16 @@ IPI_INPUT = """<simulation verbosity='low' safe_stride='100000'>
 """
 
 
-def densnet(*args, log=None) -> float:
-    """Run one `densnet` command; returns its wall time (s); stops the pipeline if it fails."""
+def densnet(*args, threads: int | None = None) -> float:
+    """Run one `densnet` command; returns its wall time (s); stops the pipeline if it fails.
+
+    ``threads`` caps the CPU threads (OMP_NUM_THREADS): a small molecule's network evaluation
+    is many tiny kernels, which extra threads slow down rather than speed up.
+    """
     start = time.perf_counter()
     print("$ densnet " + " ".join(map(str, args)), flush=True)
-    result = subprocess.run([str(BIN / "densnet"), *map(str, args)], stdout=log)
+    env = dict(os.environ) if threads is None else {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    result = subprocess.run([str(BIN / "densnet"), *map(str, args)], env=env)
     if result.returncode != 0:
         raise SystemExit(f"densnet {args[0]} failed with exit code {result.returncode}")
     return time.perf_counter() - start
@@ -139,12 +144,12 @@ def main() -> None:
             "train", out / "ethanol.h5", "-o", model, "--epochs-density", args.epochs_density,
             "--epochs-energy", args.epochs_energy, "--density-features", 16,
             "--density-layers", 2, "--energy-features", 16, "--energy-layers", 2,
-            "--radial-hidden", 16, "--val-fraction", 0.15, "--no-progress")
+            "--radial-hidden", 16, "--val-fraction", 0.15, "--no-progress", threads=1)
     times["md"] = run_md(out, model, args.md_steps, args.md_timeout)
     times["spectrum"] = densnet(
         "spectrum", out / "dipoles.txt", "-o", out / "spectrum.csv", "--plot",
         out / "spectrum.png", "--max-lag", args.max_lag, "--temperature", 300,
-        "--min-wavenumber", 400, "--max-wavenumber", 4000)
+        "--min-wavenumber", 400, "--max-wavenumber", 4000, threads=1)
     drift, temperature = energy_drift(out)
     peaks = np.atleast_2d(np.loadtxt(out / "spectrum.peaks.csv", delimiter=",", skiprows=1))
     lines = ["DenSNet ethanol pipeline",

@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
-## The test suite without the slow end-to-end cases (~5 min on 2 cores).
+## The test suite without the slow end-to-end cases (8-10 min on 2 busy cores).
 test: install
 	$(PY) -m pytest -m "not slow" -p no:logging
 
@@ -28,12 +28,12 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-## The main job on the embedded example (~10 min on 2 cores): label 24 rMD17 ethanol frames at
+## The main job on the embedded example (15-25 min on 2 cores): label 24 rMD17 ethanol frames at
 ## PBE/def2-SVP, train a small model, run i-PI NVE MD through `densnet serve`, IR spectrum.
 demo: install
 	$(PY) examples/ethanol/pipeline.py examples/ethanol/out
 
-## MD + spectrum with the model shipped in examples/ethanol/model (~2 min).
+## MD + spectrum with the model shipped in examples/ethanol/model (~3 min).
 demo-quick: install
 	$(PY) examples/ethanol/pipeline.py examples/ethanol/out-quick --model examples/ethanol/model/ethanol_100.pt
 

@@ -8,9 +8,9 @@ reproduces the DFT dipole exactly.  With ``J_PQ = (P|Q)`` and ``b_P = (P|ρ)`` t
 
     c = J⁻¹ (b − Aᵀλ),      (A J⁻¹ Aᵀ) λ = A J⁻¹ b − t.
 
-The Coulomb metric is the standard choice for density fitting (it minimises the error of the
-Hartree energy, and its error is first order-free in the Coulomb energy); it is also a norm that
-penalises errors in the long-range electrostatics, which is what the dipole depends on.
+The Coulomb metric is the standard choice for density fitting: the error it leaves in the
+Hartree energy is second order in the fit error, and it penalises errors in the long-range
+electrostatics, which is what the dipole depends on.
 
 Everything is in PySCF order and atomic units.
 """

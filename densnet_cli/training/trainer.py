@@ -144,9 +144,7 @@ class Trainer:
             ema.load(self.saved["ema"])
             best_loss, best = self.saved["best_loss"], self.saved["best"]
             bad, first_epoch = self.saved["bad_epochs"], self.saved["epoch"]
-        elif self.saved and self.saved["stage"] < index:
-            self.model.load_state_dict(self.saved["model"])
-        self.saved = None
+        self.saved = None  # run() resumes at the checkpoint's stage; later stages start fresh
         for epoch in range(first_epoch, stage.epochs):
             if bad >= self.cfg.early_stopping:
                 break

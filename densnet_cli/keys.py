@@ -13,10 +13,15 @@ FORCES = "atoms/forces"  # (A, 3) eV/Å, DFT forces −∇E
 # --- density coefficients, concatenated over frames (slice with COEFF_OFFSET) ------------------
 COEFFICIENTS = "coefficients"  # (C,) e3nn order, weights of the electron number density
 
+# --- DFT density matrices, packed lower triangles concatenated over frames (DM_OFFSET) -------
+DENSITY_MATRIX = "dft/density_matrix"  # (D,) total (α+β) AO density matrix of the orbital basis,
+#   PySCF AO order, lower triangle row by row (numpy.tril_indices); optional in a dataset
+
 # --- per frame ---------------------------------------------------------------------------------
 SOURCE_INDEX = "frames/source_index"  # (F,) int, frame index in the input geometry file
 ATOM_OFFSET = "frames/atom_offset"  # (F+1,) int, frame f owns atoms [off[f], off[f+1])
 COEFF_OFFSET = "frames/coeff_offset"  # (F+1,) int, frame f owns coefficients [off[f], off[f+1])
+DM_OFFSET = "frames/dm_offset"  # (F+1,) int, frame f owns DENSITY_MATRIX [off[f], off[f+1])
 ENERGY = "frames/energy"  # (F,) eV, DFT total energy
 DIPOLE = "frames/dipole"  # (F, 3) e·Å, DFT dipole (nuclear − electronic), origin 0
 FIT_DIPOLE = "frames/fit/dipole"  # (F, 3) e·Å, dipole of the fitted density

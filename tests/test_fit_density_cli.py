@@ -55,6 +55,27 @@ def test_dataset_layout_units_and_metadata(labelled):
     assert ds.failed == []
 
 
+def test_dft_density_matrix_is_stored_and_reproduces_the_density(labelled):
+    """The stored density matrix is the SCF's: trace(PS) = N and its dipole is the DFT dipole."""
+    from densnet_cli import units
+    from densnet_cli.reference.dft import LevelOfTheory, build_molecule
+
+    _xyz, h5, _ = labelled
+    ds = DensityDataset(h5)
+    assert ds.has_density_matrices
+    for i in (0, 3):
+        frame = ds[i]
+        mol = build_molecule(frame.numbers, units.angstrom_to_bohr(frame.positions),
+                             LevelOfTheory(**ds.metadata["settings"]["level"]))
+        dm = ds.density_matrix(i)
+        np.testing.assert_allclose(dm, dm.T)
+        assert abs(np.einsum("ij,ji", dm, mol.intor("int1e_ovlp")) - 10.0) < 1e-8
+        electronic = np.einsum("xij,ji->x", mol.intor("int1e_r"), dm)
+        dipole_au = mol.atom_charges() @ mol.atom_coords() - electronic
+        np.testing.assert_allclose(units.dipole_au_to_e_angstrom(dipole_au), frame.dipole,
+                                   atol=1e-8)
+
+
 def test_rerun_of_a_complete_dataset_does_nothing(labelled):
     xyz, h5, _ = labelled
     before = h5.stat().st_mtime_ns

@@ -32,6 +32,21 @@ UNITS = {"positions": "Angstrom", "energy": "eV", "forces": "eV/Angstrom",
          "fit_coulomb_error": "Hartree", "l1_percent": "percent of N", "wall_time": "s"}
 
 
+def pack_lower(matrix: np.ndarray) -> np.ndarray:
+    """Lower triangle of a symmetric matrix, row by row (the dataset's density-matrix layout)."""
+    return np.asarray(matrix)[np.tril_indices(len(matrix))]
+
+
+def unpack_lower(packed: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`pack_lower`: the full symmetric matrix."""
+    n = int(round((np.sqrt(8 * len(packed) + 1) - 1) / 2))
+    if n * (n + 1) // 2 != len(packed):
+        raise ValueError(f"{len(packed)} values are not a packed triangle")
+    out = np.zeros((n, n))
+    out[np.tril_indices(n)] = packed
+    return out + np.tril(out, -1).T
+
+
 def write_dataset(path: str | Path, records: Sequence[dict], failed: Sequence[tuple[int, str]],
                   metadata: dict, basis: BasisSet, sad: dict[str, np.ndarray]) -> None:
     """Write labelled frames (sorted by source index) to ``path`` atomically."""
@@ -60,6 +75,10 @@ def write_dataset(path: str | Path, records: Sequence[dict], failed: Sequence[tu
                        else np.zeros((0, 3) if field != "numbers" else 0))
         f[keys.COEFFICIENTS] = (np.concatenate([r["coefficients"] for r in records])
                                 if records else np.zeros(0))
+        if records and all("density_matrix" in r for r in records):
+            sizes = [len(r["density_matrix"]) for r in records]
+            f[keys.DM_OFFSET] = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+            f[keys.DENSITY_MATRIX] = np.concatenate([r["density_matrix"] for r in records])
         f[keys.FAILED_INDEX] = np.array([i for i, _ in failed], dtype=np.int64)
         f[keys.FAILED_REASON] = np.array([m for _, m in failed], dtype="S")
 
@@ -145,6 +164,20 @@ class DensityDataset:
     def __iter__(self) -> Iterator[Frame]:
         """All frames in file order."""
         return (self[i] for i in range(len(self)))
+
+    @property
+    def has_density_matrices(self) -> bool:
+        """Whether the file stores the DFT density matrix of every frame."""
+        return keys.DENSITY_MATRIX in self.arrays
+
+    def density_matrix(self, i: int) -> np.ndarray:
+        """Frame ``i``'s DFT density matrix (n_ao, n_ao), PySCF AO order, a.u."""
+        if not self.has_density_matrices:
+            raise InputError(f"{self.path} stores no DFT density matrices (labelled before they "
+                             "were kept); relabel with densnet fit-density")
+        off = self.arrays[keys.DM_OFFSET]
+        i %= len(self)
+        return unpack_lower(self.arrays[keys.DENSITY_MATRIX][off[i]:off[i + 1]])
 
     def per_frame(self, key: str) -> np.ndarray:
         """A per-frame array by its :mod:`densnet_cli.keys` name, e.g. ``keys.FIT_L1_PERCENT``."""

@@ -14,6 +14,7 @@ import numpy as np
 
 from densnet_cli import units
 from densnet_cli.basis.layout import BasisSet
+from densnet_cli.data.hdf5 import pack_lower
 from densnet_cli.errors import FrameFailure
 from densnet_cli.reference.dft import LevelOfTheory, run_dft
 from densnet_cli.reference.fitting import (
@@ -54,7 +55,8 @@ def label_frame(task: FrameTask) -> dict:
     """Run DFT on one geometry and fit its density; returns the frame's record.
 
     The record holds the fields of :data:`densnet_cli.keys.FRAME_ARRAYS` and
-    :data:`~densnet_cli.keys.ATOM_ARRAYS` plus ``coefficients`` (e3nn order), ``scf_strategy``
+    :data:`~densnet_cli.keys.ATOM_ARRAYS` plus ``coefficients`` (e3nn order), ``density_matrix`` (packed, see :func:`~densnet_cli.data.hdf5.pack_lower`),
+    ``scf_strategy``
     and ``source_index`` — or ``source_index`` and ``error`` if the frame failed.  Any exception
     while labelling one frame becomes such an error record: one odd geometry must not stop a
     run of thousands, and the failure is reported and retried, never stored as good.
@@ -106,6 +108,7 @@ def _label(task: FrameTask) -> dict:
         "energy": units.hartree_to_ev(dft.energy),
         "dipole": units.dipole_au_to_e_angstrom(dft.dipole),
         "coefficients": coefficients,
+        "density_matrix": pack_lower(dft.density_matrix),
         "fit_dipole": units.dipole_au_to_e_angstrom(fit_dipole),
         "fit_n_electrons": float(charges @ coefficients),
         "fit_coulomb_error": fit.coulomb_error,

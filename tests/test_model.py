@@ -18,6 +18,9 @@ def _model(ds, **kwargs):
     with torch.no_grad():
         for head in model.density.heads.values():
             head.weight.normal_()
+        if model.density.flexible:
+            for head in model.density.exponent_heads.values():
+                head.weight.normal_()
     for s in model.density.symbols:
         for scale in (getattr(model.density, f"scale_{s}"),
                       getattr(model.energy, f"input_scale_{s}")):
@@ -38,3 +41,24 @@ class TestNoDeltaModel(ModelPhysicsSuite):
     @classmethod
     def model(cls, ethanol):
         return _model(ethanol, delta=False)
+
+
+class TestFlexibleModel(ModelPhysicsSuite):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def model(cls, ethanol):
+        return _model(ethanol, max_exponent_factor=1.5)
+
+
+def test_flexible_scales_are_bounded_and_start_at_one(ethanol):
+    from densnet_cli.model.batch import collate
+
+    frame = ethanol[0]
+    batch = collate(ethanol.basis, [(frame.numbers, frame.positions)])
+    torch.manual_seed(0)
+    fresh = DenSNet(ethanol.basis, ethanol.sad, ModelConfig(**SMALL, max_exponent_factor=1.5))
+    out = fresh(batch, forces=False)
+    torch.testing.assert_close(out["exponent_scales"], torch.ones_like(out["coefficients"]))
+    scales = _model(ethanol, max_exponent_factor=1.5)(batch, forces=False)["exponent_scales"]
+    assert scales.min() >= 1 / 1.5 and scales.max() <= 1.5
+    assert scales.std() > 0.05  # random heads really move the exponents

@@ -113,7 +113,7 @@ class ElementBasis:
                                for i in self.shell_order])
 
     @cached_property
-    def _normalised_radial(self) -> list[tuple[np.ndarray, np.ndarray]]:
+    def normalised_radial(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(exponents, coefficients including PySCF's normalisation) per shell, PySCF order."""
         mol = atom_basis_mole(self)
         out = []
@@ -132,7 +132,7 @@ class ElementBasis:
         """
         q_pyscf = np.zeros(self.n_functions)
         pos = 0
-        for shell, (alpha, c) in zip(self.shells, self._normalised_radial, strict=True):
+        for shell, (alpha, c) in zip(self.shells, self.normalised_radial, strict=True):
             if shell.l == 0:
                 q_pyscf[pos] = np.sqrt(4 * np.pi) * np.sum(c * _gaussian_radial_integral(2, alpha))
             pos += 2 * shell.l + 1
@@ -147,7 +147,7 @@ class ElementBasis:
         """
         d_pyscf = np.zeros((self.n_functions, 3))
         pos = 0
-        for shell, (alpha, c) in zip(self.shells, self._normalised_radial, strict=True):
+        for shell, (alpha, c) in zip(self.shells, self.normalised_radial, strict=True):
             if shell.l == 1:
                 value = np.sqrt(4 * np.pi / 3) * np.sum(c * _gaussian_radial_integral(4, alpha))
                 d_pyscf[pos : pos + 3] = value * np.eye(3)

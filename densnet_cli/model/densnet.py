@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from densnet_cli.basis.layout import BasisSet
+from densnet_cli.basis.values import DIPOLE_SCALE_POWER
 from densnet_cli.model.batch import Batch, radius_graph
 from densnet_cli.model.layers import EdgeEmbedding
 from densnet_cli.model.networks import (
@@ -44,6 +45,7 @@ class ModelConfig:
     radial_hidden: int = 32
     avg_num_neighbors: float = 8.0  # message normalisation
     delta: bool = True  # predict c − c_SAD (False: the paper's "no Δ-learning" ablation)
+    max_exponent_factor: float = 1.0  # > 1: flexible basis, shell exponents × [1/f, f]
 
     def as_dict(self) -> dict:
         """Plain-data form for metadata."""
@@ -85,10 +87,11 @@ class DenSNet(torch.nn.Module):
         self.density = DensityNetwork(
             basis, sad, self.edges.irreps_sh, hidden_irreps(cfg.density_features, lmax_basis),
             cfg.density_layers, cfg.n_radial, cfg.radial_hidden, cfg.avg_num_neighbors,
-            cfg.delta)
+            cfg.delta, cfg.max_exponent_factor)
         self.energy = EnergyNetwork(
             basis, self.edges.irreps_sh, hidden_irreps(cfg.energy_features, cfg.energy_lmax),
-            cfg.energy_layers, cfg.n_radial, cfg.radial_hidden, cfg.avg_num_neighbors)
+            cfg.energy_layers, cfg.n_radial, cfg.radial_hidden, cfg.avg_num_neighbors,
+            self.density.flexible)
         for s in self.density.symbols:
             self.register_buffer(f"dipoles_{s}", torch.as_tensor(basis[s].dipoles)
                                  * BOHR_TO_ANGSTROM)
@@ -97,6 +100,7 @@ class DenSNet(torch.nn.Module):
                 ) -> dict[str, torch.Tensor]:
         """Coefficients (C,), dipole (M, 3), populations (n,); energy (M,) and forces (n, 3).
 
+        A flexible-basis model also returns ``exponent_scales`` (C,), one per function.
         ``energy=False`` runs the density network only (the density training stage);
         ``forces=False`` skips the autograd force computation.
         """
@@ -106,29 +110,36 @@ class DenSNet(torch.nn.Module):
         src, dst = radius_graph(positions, batch.molecule, self.config.cutoff)
         edge_sh, edge_radial = self.edges(positions, src, dst)
         species = self.species(batch.numbers, positions.dtype)
-        c = self.density(batch, species, src, dst, edge_sh, edge_radial)
-        out = {"coefficients": c, "dipole": self.dipole(batch, positions, c),
-               "populations": self.populations(batch, c)}
+        c, scales = self.density(batch, species, src, dst, edge_sh, edge_radial)
+        out = {"coefficients": c, "dipole": self.dipole(batch, positions, c, scales),
+               "populations": self.populations(batch, c, scales)}
+        if scales is not None:
+            out["exponent_scales"] = scales
         if energy:
             sad = self.density.flat("sad", batch, c.dtype)
-            out["energy"] = self.energy(batch, c - sad, species, src, dst, edge_sh, edge_radial)
+            out["energy"] = self.energy(batch, c - sad, species, src, dst, edge_sh, edge_radial,
+                                        scales)
             if forces:
                 out["forces"] = forces_from_energy(out["energy"], positions,
                                                    create_graph=self.training)
         return out
 
-    def populations(self, batch: Batch, c: torch.Tensor) -> torch.Tensor:
+    def populations(self, batch: Batch, c: torch.Tensor, scales: torch.Tensor | None = None
+                    ) -> torch.Tensor:
         """Electrons on each atom, ``Σ_{μ∈A} c_μ ∫φ_μ`` (n,); they sum to N."""
-        q = self.density.flat("charges", batch, c.dtype)
+        q = self.density.charges(batch, scales, c.dtype)
         return torch.zeros(len(batch.numbers), dtype=c.dtype, device=c.device).index_add(
             0, batch.coeff_atom, q * c)
 
-    def dipole(self, batch: Batch, positions: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def dipole(self, batch: Batch, positions: torch.Tensor, c: torch.Tensor,
+               scales: torch.Tensor | None = None) -> torch.Tensor:
         """``μ = Σ_A Z_A R_A − Σ_μ c_μ (∫φ_μ R_A + ∫(r − R_A) φ_μ)`` in e·Å, (M, 3)."""
         d = torch.zeros(batch.n_coefficients, 3, dtype=c.dtype, device=c.device)
         for s, idx in batch.element_coeffs.items():
             d[idx] = getattr(self, f"dipoles_{s}").to(c.dtype)
-        q = self.density.flat("charges", batch, c.dtype)
+        if scales is not None:
+            d = d * (scales ** DIPOLE_SCALE_POWER)[:, None]
+        q = self.density.charges(batch, scales, c.dtype)
         electronic = c[:, None] * (q[:, None] * positions[batch.coeff_atom] + d)
         charge = batch.numbers.to(c.dtype)[:, None] * positions
         out = torch.zeros(batch.n_molecules, 3, dtype=c.dtype, device=c.device)

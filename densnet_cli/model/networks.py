@@ -13,6 +13,7 @@ from ase.data import atomic_numbers
 from e3nn import o3
 
 from densnet_cli.basis.layout import BasisSet
+from densnet_cli.basis.values import CHARGE_SCALE_POWER
 from densnet_cli.model.batch import Batch
 from densnet_cli.model.layers import Interaction, natural_irreps
 
@@ -88,6 +89,11 @@ class _MessagePassing(torch.nn.Module):
         return x
 
 
+def first_of_shell(function_shell: np.ndarray) -> np.ndarray:
+    """Index of the first function of every shell (e3nn order), shape (n_shells,)."""
+    return np.unique(function_shell, return_index=True)[1]
+
+
 class DensityNetwork(torch.nn.Module):
     """Positions → coefficients ``c = c_SAD + Δ`` with ``∫ρ = N`` exactly.
 
@@ -95,28 +101,42 @@ class DensityNetwork(torch.nn.Module):
     shell's output is scaled by a constant (the spread of the training Δ for that shell).  The
     electron count is then imposed by the Euclidean projection of the coefficient vector onto
     ``Σ c_μ ∫φ_μ = Σ Z − charge`` — it moves only ``l = 0`` coefficients, so it is equivariant.
+
+    With ``max_exponent_factor > 1`` (the *flexible* basis) a second per-element head gives one
+    invariant scalar per shell and atom, ``s = f^{tanh(z)}`` in ``[1/f, f]``, that multiplies
+    the shell's exponents (see :mod:`densnet_cli.basis.values`); ``∫φ`` then carries
+    ``s^{-3/4}`` and the projection uses it.  The head starts at zero, so ``s = 1``.
     """
 
     def __init__(self, basis: BasisSet, sad: dict[str, torch.Tensor], irreps_sh: o3.Irreps,
                  hidden: o3.Irreps, n_layers: int, n_radial: int, radial_hidden: int,
-                 avg_num_neighbors: float, delta: bool = True):
+                 avg_num_neighbors: float, delta: bool = True, max_exponent_factor: float = 1.0):
         """Density network for the elements of ``basis`` (``sad``: per-element prior)."""
         super().__init__()
         self.symbols = element_order(basis)
         self.delta = delta
+        self.flexible = max_exponent_factor > 1.0
+        self.log_max_factor = float(np.log(max(max_exponent_factor, 1.0)))
         self.embed = o3.Linear(f"{len(self.symbols)}x0e", hidden.filter(keep=["0e"]))
         self.body = _MessagePassing(self.embed.irreps_out, hidden, n_layers, irreps_sh,
                                     len(self.symbols), n_radial, radial_hidden,
                                     avg_num_neighbors)
         self.heads = torch.nn.ModuleDict(
             {s: o3.Linear(self.body.irreps_out, basis[s].irreps) for s in self.symbols})
-        with torch.no_grad():  # start exactly at the prior (Δ = 0); gradients still flow
-            for head in self.heads.values():
+        if self.flexible:
+            self.exponent_heads = torch.nn.ModuleDict(
+                {s: o3.Linear(self.body.irreps_out, f"{len(basis[s].shells)}x0e")
+                 for s in self.symbols})
+        with torch.no_grad():  # start exactly at the prior (Δ = 0, s = 1); gradients still flow
+            for head in [*self.heads.values(),
+                         *(self.exponent_heads.values() if self.flexible else [])]:
                 head.weight.zero_()  # type: ignore[operator]
         for s in self.symbols:
             self.register_buffer(f"sad_{s}", torch.as_tensor(sad[s], dtype=torch.float64))
             self.register_buffer(f"charges_{s}", torch.as_tensor(basis[s].charges))
             register_shell_scale(self, f"scale_{s}", basis[s].function_shell)
+            self.register_buffer(f"function_shell_{s}",
+                                 torch.as_tensor(basis[s].function_shell), persistent=False)
 
     def per_element(self, name: str, symbol: str) -> torch.Tensor:
         """The per-function buffer ``name`` (sad, charges, scale) of one element."""
@@ -132,20 +152,33 @@ class DensityNetwork(torch.nn.Module):
         return out
 
     def forward(self, batch: Batch, species: torch.Tensor, src, dst, edge_sh, edge_radial
-                ) -> torch.Tensor:
-        """(C,) coefficients, e3nn order, for the batch."""
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(C,) coefficients, e3nn order, and (C,) exponent scales (None: fixed basis)."""
         dtype = edge_sh.dtype
         h = self.body(self.embed(species), species, src, dst, edge_sh, edge_radial)
         delta = torch.zeros(batch.n_coefficients, dtype=dtype, device=h.device)
+        scales = torch.ones_like(delta) if self.flexible else None
         for s, atoms in batch.element_atoms.items():
             out = self.heads[s](h[atoms]) * self.per_element("scale", s).to(dtype)
-            delta = delta.index_put((batch.element_coeffs[s].reshape(-1),), out.reshape(-1))
+            index = (batch.element_coeffs[s].reshape(-1),)
+            delta = delta.index_put(index, out.reshape(-1))
+            if scales is not None:
+                z = self.exponent_heads[s](h[atoms])[:, getattr(self, f"function_shell_{s}")]
+                scales = scales.index_put(index, torch.exp(self.log_max_factor
+                                                           * torch.tanh(z)).reshape(-1))
         c = self.flat("sad", batch, dtype) + delta if self.delta else delta
-        return self.project_electron_count(batch, c)
+        return self.project_electron_count(batch, c, scales), scales
 
-    def project_electron_count(self, batch: Batch, c: torch.Tensor) -> torch.Tensor:
+    def charges(self, batch: Batch, scales: torch.Tensor | None, dtype: torch.dtype
+                ) -> torch.Tensor:
+        """``∫φ_μ`` over the batch's coefficients (with exponent scales when flexible), (C,)."""
+        q = self.flat("charges", batch, dtype)
+        return q if scales is None else q * scales ** CHARGE_SCALE_POWER
+
+    def project_electron_count(self, batch: Batch, c: torch.Tensor,
+                               scales: torch.Tensor | None = None) -> torch.Tensor:
         """Closest ``c`` (Euclidean) with ``Σ c_μ ∫φ_μ = Σ Z − charge`` per molecule."""
-        q = self.flat("charges", batch, c.dtype)
+        q = self.charges(batch, scales, c.dtype)
         m = batch.coeff_molecule
         target = torch.zeros(batch.n_molecules, dtype=c.dtype, device=c.device)
         target.index_add_(0, batch.molecule, batch.numbers.to(c.dtype))
@@ -168,13 +201,20 @@ class EnergyNetwork(torch.nn.Module):
     energy_scale: torch.Tensor  # () eV, scale of the learned atomic energies
 
     def __init__(self, basis: BasisSet, irreps_sh: o3.Irreps, hidden: o3.Irreps, n_layers: int,
-                 n_radial: int, radial_hidden: int, avg_num_neighbors: float):
-        """Energy network for the elements of ``basis``."""
+                 n_radial: int, radial_hidden: int, avg_num_neighbors: float,
+                 flexible: bool = False):
+        """Energy network for the elements of ``basis`` (``flexible``: also reads log s)."""
         super().__init__()
         self.hidden_dim = hidden.dim
         self.symbols = element_order(basis)
+        self.flexible = flexible
+
+        def irreps_in(s: str) -> str:
+            extra = f"+{len(basis[s].shells)}x0e" if flexible else ""
+            return basis[s].irreps + extra
+
         self.inputs = torch.nn.ModuleDict(
-            {s: o3.Linear(basis[s].irreps, hidden, biases=True) for s in self.symbols})
+            {s: o3.Linear(irreps_in(s), hidden, biases=True) for s in self.symbols})
         self.body = _MessagePassing(hidden, hidden, n_layers, irreps_sh, len(self.symbols),
                                     n_radial, radial_hidden, avg_num_neighbors)
         self.readout = o3.Linear(self.body.irreps_out, "1x0e")
@@ -183,15 +223,23 @@ class EnergyNetwork(torch.nn.Module):
         self.register_buffer("energy_scale", torch.ones((), dtype=torch.float64))
         for s in self.symbols:
             register_shell_scale(self, f"input_scale_{s}", basis[s].function_shell)
+            self.register_buffer(f"first_of_shell_{s}", torch.as_tensor(
+                first_of_shell(basis[s].function_shell)), persistent=False)
 
     def forward(self, batch: Batch, coefficients_delta: torch.Tensor, species: torch.Tensor,
-                src, dst, edge_sh, edge_radial) -> torch.Tensor:
-        """(M,) energies in eV; ``coefficients_delta`` = c − c_SAD, (C,)."""
+                src, dst, edge_sh, edge_radial, scales: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """(M,) energies in eV; ``coefficients_delta`` = c − c_SAD, (C,); ``scales`` (C,)."""
         dtype = edge_sh.dtype
         x = torch.zeros(len(batch.numbers), self.hidden_dim, dtype=dtype, device=edge_sh.device)
         for s, atoms in batch.element_atoms.items():
             block = coefficients_delta[batch.element_coeffs[s]]
             block = block / shell_scale(self, f"input_scale_{s}").to(dtype)
+            if self.flexible:
+                if scales is None:
+                    raise ValueError("a flexible-basis energy network needs exponent scales")
+                log_s = torch.log(scales[batch.element_coeffs[s]])
+                block = torch.cat([block, log_s[:, getattr(self, f"first_of_shell_{s}")]], 1)
             x = x.index_put((atoms,), self.inputs[s](block))
         h = self.body(x, species, src, dst, edge_sh, edge_radial)
         atomic = self.readout(h).squeeze(-1) * self.energy_scale.to(dtype)

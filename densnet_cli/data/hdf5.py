@@ -39,7 +39,7 @@ def pack_lower(matrix: np.ndarray) -> np.ndarray:
 
 def unpack_lower(packed: np.ndarray) -> np.ndarray:
     """Inverse of :func:`pack_lower`: the full symmetric matrix."""
-    n = int(round((np.sqrt(8 * len(packed) + 1) - 1) / 2))
+    n = round(float(np.sqrt(8 * len(packed) + 1) - 1) / 2)
     if n * (n + 1) // 2 != len(packed):
         raise ValueError(f"{len(packed)} values are not a packed triangle")
     out = np.zeros((n, n))

@@ -55,11 +55,12 @@ def label_frame(task: FrameTask) -> dict:
     """Run DFT on one geometry and fit its density; returns the frame's record.
 
     The record holds the fields of :data:`densnet_cli.keys.FRAME_ARRAYS` and
-    :data:`~densnet_cli.keys.ATOM_ARRAYS` plus ``coefficients`` (e3nn order), ``density_matrix`` (packed, see :func:`~densnet_cli.data.hdf5.pack_lower`),
-    ``scf_strategy``
-    and ``source_index`` — or ``source_index`` and ``error`` if the frame failed.  Any exception
-    while labelling one frame becomes such an error record: one odd geometry must not stop a
-    run of thousands, and the failure is reported and retried, never stored as good.
+    :data:`~densnet_cli.keys.ATOM_ARRAYS` plus ``coefficients`` (e3nn order),
+    ``density_matrix`` (packed, see :func:`~densnet_cli.data.hdf5.pack_lower`),
+    ``scf_strategy`` and ``source_index`` — or ``source_index`` and ``error`` if the frame
+    failed.  Any exception while labelling one frame becomes such an error record: one odd
+    geometry must not stop a run of thousands, and the failure is reported and retried, never
+    stored as good.
     """
     try:
         return _label(task)

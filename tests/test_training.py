@@ -115,3 +115,37 @@ def test_yaml_config_fills_options_and_the_command_line_wins(tmp_path):
     config.write_text("epochs_densty: 1\n")
     code, _, err = run_cli("train", DATA, "-o", tmp_path / "x.pt", "--config", config)
     assert code == 1 and "unknown training option(s) epochs_densty" in err
+
+
+def test_refine_stage_lowers_the_real_space_error_and_learns_exponents(tmp_path):
+    """Flexible basis: the refine stage fits the true DFT density and moves the exponents."""
+    import ase.io
+
+    from densnet_cli.model.batch import collate
+    from tests.conftest import FAST, WATER, jiggled
+
+    ase.io.write(tmp_path / "water.xyz", jiggled(WATER, 10, amplitude=0.1), format="extxyz")
+    data = tmp_path / "water.h5"
+    assert run_cli("fit-density", tmp_path / "water.xyz", "-o", data, *FAST)[0] == 0
+    model = tmp_path / "m.pt"
+    code, _, err = run_cli("train", data, "-o", model, *TINY, "--epochs-density", "3",
+                           "--epochs-refine", "8", "--epochs-energy", "2", "--lr", "0.01",
+                           "--max-exponent-factor", "1.5", "--grid-level", "0",
+                           "--batch-size", "2")
+    assert code == 0, err
+    log = _log(model)
+    grid = [e["val"]["grid"] for e in log if e["stage"] == "refine"]
+    assert min(grid) < 0.9 * grid[0]
+    net, metadata = load_model(model)
+    assert metadata["config"]["max_exponent_factor"] == 1.5
+    frame = ase.io.read(tmp_path / "water.xyz", 0)
+    out = net(collate(net.basis, [(frame.numbers, frame.positions)]), forces=False)
+    assert (out["exponent_scales"] - 1).abs().max() > 1e-3
+
+
+def test_refine_stage_needs_density_matrices_and_flexible_needs_refine(tmp_path):
+    code, _, err = run_cli("train", DATA, "-o", tmp_path / "m.pt", *TINY, "--epochs-refine", "2")
+    assert code == 1 and "stores no DFT density matrices" in err
+    code, _, err = run_cli("train", DATA, "-o", tmp_path / "m.pt", *TINY,
+                           "--max-exponent-factor", "1.5")
+    assert code == 1 and "set epochs_refine > 0" in err

@@ -13,9 +13,11 @@ from densnet_cli.training.config import TrainConfig
 HELP = {
     "val_fraction": "Share of frames held out for validation (seeded split).",
     "seed": "Seed of the split, the initial weights and the data order.",
-    "epochs_density": "Epochs of stage 1: density network vs fitted coefficients + DFT dipole.",
-    "epochs_energy": "Epochs of stage 2: energy network vs energies + forces, density frozen.",
-    "epochs_joint": "Epochs of stage 3: both networks, every loss (0 skips it).",
+    "epochs_density": "Epochs of the density stage: network vs fitted coefficients + DFT dipole.",
+    "epochs_refine": "Epochs of the refine stage: density network vs the true DFT density on a "
+                     "grid (real-space L1; datasets must store DFT density matrices).",
+    "epochs_energy": "Epochs of the energy stage: energies + forces, density frozen.",
+    "epochs_joint": "Epochs of the joint stage: both networks, every loss (0 skips it).",
     "batch_size": "Molecules per batch (per process under torchrun).",
     "lr": "Initial learning rate (Adam).",
     "lr_factor": "Factor of ReduceLROnPlateau on the validation loss.",
@@ -24,6 +26,7 @@ HELP = {
     "ema_decay": "Decay of the exponential moving average of the weights.",
     "clip_grad": "Gradient-norm clipping threshold.",
     "w_density": "Weight of the density loss (Coulomb-metric error, Hartree per molecule).",
+    "w_grid": "Weight of the refine stage's ∫|ρ − ρ_DFT| / N per molecule.",
     "w_dipole": "Weight of the dipole loss ((e·Å)² per molecule).",
     "w_energy": "Weight of the energy loss ((eV/atom)²).",
     "w_forces": "Weight of the force loss ((eV/Å)² per component).",
@@ -37,6 +40,9 @@ HELP = {
     "energy_layers": "Interaction layers of the energy network.",
     "radial_hidden": "Width of the radial MLPs.",
     "delta": "Learn Δ on top of the SAD prior (--no-delta: the full density, the ablation).",
+    "max_exponent_factor": "Flexible basis when > 1: the network scales each shell's "
+                           "exponents by a factor in [1/f, f] (learnt in the refine stage).",
+    "grid_level": "PySCF grid level of the refine stage's real-space loss.",
     "dtype": "float32 or float64.",
     "device": "auto, cpu or cuda.",
     "progress": "Progress bar on stderr.",
@@ -70,16 +76,18 @@ def _options(command):
 def train(datasets, output, config_path, resume, **options) -> None:
     """Train a DenSNet model on DATASET.h5 files written by `densnet fit-density`.
 
-    Stages: density (coefficients, dipole), energy (energies, forces; density frozen),
-    optional joint fine-tune.  Under `torchrun --nproc_per_node N densnet train ...` the
-    batches are shared between N processes (gloo on CPU, NCCL on GPU).
+    Stages: density (coefficients, dipole), optional refine (the density vs the true DFT
+    density in real space; learns the exponents of a flexible basis), energy (energies,
+    forces; density frozen), optional joint fine-tune.  Under `torchrun --nproc_per_node N
+    densnet train ...` the batches are shared between N processes (gloo on CPU, NCCL on GPU).
     """
     from densnet_cli.training.data import load_training_data
     from densnet_cli.training.trainer import Trainer
 
     cfg = TrainConfig.from_sources(config_path, options)
     with _distributed():
-        data = load_training_data(list(datasets))
+        data = load_training_data(list(datasets),
+                                  grid_level=cfg.grid_level if cfg.epochs_refine else None)
         final = Trainer(cfg, data, output, resume).run()
         if int(os.environ.get("RANK", 0)) == 0:
             terms = ", ".join(f"{k} {v:.3g}" for k, v in final.items())

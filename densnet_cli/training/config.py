@@ -25,6 +25,7 @@ class TrainConfig:
     seed: int = 0
     # stages (epochs; 0 skips the stage)
     epochs_density: int = 100
+    epochs_refine: int = 0  # density vs the true DFT density on a grid (needs stored DMs)
     epochs_energy: int = 200
     epochs_joint: int = 0
     # optimisation
@@ -37,6 +38,7 @@ class TrainConfig:
     clip_grad: float = 10.0  # gradient-norm clipping
     # loss weights
     w_density: float = 1.0  # Coulomb-metric density error, Hartree per molecule
+    w_grid: float = 100.0  # real-space ∫|ρ − ρ_DFT| / N per molecule (refine stage)
     w_dipole: float = 10.0  # (e·Å)² per molecule
     w_energy: float = 1.0  # (eV/atom)²
     w_forces: float = 10.0  # (eV/Å)² per component
@@ -51,6 +53,8 @@ class TrainConfig:
     energy_layers: int = 2
     radial_hidden: int = 32
     delta: bool = True  # False: learn the full density without the SAD prior (--no-delta)
+    max_exponent_factor: float = 1.0  # > 1: flexible basis, exponents × [1/f, f] (refine stage)
+    grid_level: int = 0  # PySCF grid level of the refine stage's real-space loss
     # execution
     dtype: str = "float32"  # float32 | float64
     device: str = "auto"  # auto | cpu | cuda
@@ -100,5 +104,14 @@ class TrainConfig:
         for name in ("batch_size", "lr", "cutoff"):
             if getattr(self, name) <= 0:
                 raise InputError(f"{name} must be positive, got {getattr(self, name)}")
-        if min(self.epochs_density, self.epochs_energy, self.epochs_joint) < 0:
+        if min(self.epochs_density, self.epochs_refine, self.epochs_energy,
+               self.epochs_joint) < 0:
             raise InputError("epochs must be >= 0")
+        if self.max_exponent_factor < 1.0:
+            raise InputError(f"max_exponent_factor must be >= 1 (1 = fixed basis), got "
+                             f"{self.max_exponent_factor}")
+        if self.max_exponent_factor > 1.0 and self.epochs_refine == 0:
+            raise InputError("a flexible basis (max_exponent_factor > 1) learns its exponents "
+                             "only against the DFT density: set epochs_refine > 0")
+        if not 0 <= self.grid_level <= 9:
+            raise InputError(f"grid_level must be 0-9, got {self.grid_level}")

@@ -2,7 +2,9 @@
 
 Every frame also carries its Coulomb metric ``J`` (e3nn order), so that the density loss
 ``Δcᵀ J Δc`` — the Coulomb self-energy of the density error, in Hartree, the same norm the
-reference fit minimised — costs one small matrix product per molecule.
+reference fit minimised — costs one small matrix product per molecule.  For the refine stage
+each frame also carries a :class:`GridTarget`: points and weights of a PySCF integration grid
+and the true DFT density there (from the density matrix stored by ``fit-density``).
 """
 
 from __future__ import annotations
@@ -18,10 +20,41 @@ from ase.data import chemical_symbols
 
 from densnet_cli import units
 from densnet_cli.basis.layout import BasisSet
+from densnet_cli.basis.values import MoleculeFunctions
 from densnet_cli.data.geometries import file_sha256
 from densnet_cli.data.hdf5 import DensityDataset, Frame
 from densnet_cli.errors import InputError
 from densnet_cli.model.batch import Batch, collate, radius_graph
+
+
+@dataclass(frozen=True)
+class GridTarget:
+    """The true DFT density of one frame on an integration grid (atomic units)."""
+
+    functions: MoleculeFunctions  # the molecule's density-basis tables
+    points: np.ndarray  # (G, 3) Bohr
+    weights: np.ndarray  # (G,) Bohr³
+    density: np.ndarray  # (G,) electrons/Bohr³
+    n_electrons: float
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> GridTensors:
+        """The arrays as tensors on ``device`` (the functions' tables stay numpy)."""
+        def t(a: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(a, dtype=dtype, device=device)
+
+        return GridTensors(self.functions, t(self.points), t(self.weights), t(self.density),
+                           self.n_electrons)
+
+
+@dataclass(frozen=True)
+class GridTensors:
+    """A :class:`GridTarget` moved to a device: what the loss reads."""
+
+    functions: MoleculeFunctions
+    points: torch.Tensor
+    weights: torch.Tensor
+    density: torch.Tensor
+    n_electrons: float
 
 
 @dataclass(frozen=True)
@@ -33,19 +66,43 @@ class TrainingData:
     frames: list[Frame]
     coulomb: list[np.ndarray]  # per frame (C_f, C_f) Hartree, e3nn order
     files: list[dict]  # path and sha256 of each dataset
+    grids: list[GridTarget] | None = None  # per frame, when the refine stage needs them
 
-    def batch(self, indices: Sequence[int], dtype: torch.dtype) -> tuple[Batch, list]:
-        """A batch of frames with targets, and their Coulomb metrics as tensors."""
+    def batch(self, indices: Sequence[int], dtype: torch.dtype) -> tuple[Batch, list, list]:
+        """A batch of frames with targets, their Coulomb metrics and grid targets (or [])."""
         frames = [self.frames[i] for i in indices]
         targets = [{"energy": f.energy, "forces": f.forces, "dipole": f.dipole,
                     "coefficients": f.coefficients} for f in frames]
         batch = collate(self.basis, [(f.numbers, f.positions) for f in frames],
                         targets=targets, dtype=dtype)
-        return batch, [torch.as_tensor(self.coulomb[i], dtype=dtype) for i in indices]
+        grids = [self.grids[i] for i in indices] if self.grids else []
+        return batch, [torch.as_tensor(self.coulomb[i], dtype=dtype) for i in indices], grids
 
 
-def load_training_data(paths: Sequence[Path]) -> TrainingData:
-    """Read one or more datasets, which must share the level of theory and density basis."""
+def grid_target(ds: DensityDataset, i: int, level: int,
+                functions: MoleculeFunctions) -> GridTarget:
+    """Frame ``i`` of ``ds``: its DFT density on a PySCF grid of the given level."""
+    from pyscf import dft
+    from pyscf.dft import numint
+
+    from densnet_cli.reference.dft import LevelOfTheory, build_molecule
+
+    frame = ds[i]
+    mol = build_molecule(frame.numbers, units.angstrom_to_bohr(frame.positions),
+                         LevelOfTheory(**ds.metadata["settings"]["level"]))
+    grids = dft.gen_grid.Grids(mol)
+    grids.level = level
+    grids.build()
+    rho = numint.eval_rho(mol, mol.eval_gto("GTOval_sph", grids.coords), ds.density_matrix(i))
+    return GridTarget(functions, grids.coords, grids.weights, rho, float(mol.nelectron))
+
+
+def load_training_data(paths: Sequence[Path], grid_level: int | None = None) -> TrainingData:
+    """Read one or more datasets, which must share the level of theory and density basis.
+
+    With ``grid_level`` every frame also gets its DFT density on a grid of that level; every
+    dataset must then store DFT density matrices.
+    """
     if not paths:
         raise InputError("no dataset given")
     datasets = [DensityDataset(p) for p in paths]
@@ -71,7 +128,22 @@ def load_training_data(paths: Sequence[Path]) -> TrainingData:
         j = basis.mole(f.numbers, units.angstrom_to_bohr(f.positions)).intor("int2c2e")
         coulomb.append((t @ j @ t.T).astype(np.float32))
     files = [{"path": str(p), "sha256": file_sha256(p)} for p in paths]
-    return TrainingData(basis, sad, frames, coulomb, files)
+    grids = None
+    if grid_level is not None:
+        for p, ds in zip(paths, datasets, strict=True):
+            if not ds.has_density_matrices:
+                raise InputError(f"{p} stores no DFT density matrices, which the refine stage "
+                                 f"trains against; relabel it with densnet fit-density or "
+                                 f"leave it out")
+        functions: dict[tuple, MoleculeFunctions] = {}
+        grids = []
+        for ds in datasets:
+            for i in range(len(ds)):
+                key = tuple(ds[i].numbers)
+                if key not in functions:
+                    functions[key] = MoleculeFunctions.build(basis, ds[i].numbers)
+                grids.append(grid_target(ds, i, grid_level, functions[key]))
+    return TrainingData(basis, sad, frames, coulomb, files, grids)
 
 
 def _merged_basis(bases: list[BasisSet], paths: Sequence[Path]) -> BasisSet:

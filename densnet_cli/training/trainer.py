@@ -1,9 +1,11 @@
 """Staged training of a DenSNet model (``densnet train``).
 
 Stages, as in the paper: **density** (the density network against the fitted coefficients and
-the DFT dipole), then **energy** (the energy network against energies and forces, the density
-network frozen — forces still flow through it), then an optional **joint** fine-tune of both
-with every loss.  Each stage: Adam, ReduceLROnPlateau on the validation loss, early stopping,
+the DFT dipole), an optional **refine** (the density network against the true DFT density in
+real space, ``∫|ρ − ρ_DFT|``; the only stage in which a flexible basis learns its exponents,
+since the fitted coefficients know nothing beyond the fixed basis), then **energy** (the
+energy network against energies and forces, the density network frozen — forces still flow
+through it), then an optional **joint** fine-tune of both with every loss.  Each stage: Adam, ReduceLROnPlateau on the validation loss, early stopping,
 gradient clipping, an EMA of the weights (used for validation and kept as the stage's best).
 
 Data-parallel under ``torchrun``: each process takes its share of every epoch's batches and
@@ -56,14 +58,27 @@ class Stage:
         """Whether the energy network must run (energy or force losses)."""
         return bool(self.weights.get("energy") or self.weights.get("forces"))
 
+    @property
+    def needs_grid(self) -> bool:
+        """Whether the real-space density loss is part of this stage."""
+        return bool(self.weights.get("grid"))
+
 
 def stages(cfg: TrainConfig) -> list[Stage]:
-    """The three stages with this configuration's epochs and loss weights."""
+    """The four stages with this configuration's epochs and loss weights.
+
+    After a refine stage the joint stage keeps the real-space loss, and a flexible basis drops
+    the coefficient loss there (its coefficients belong to scaled functions).
+    """
     density = {"density": cfg.w_density, "dipole": cfg.w_dipole}
+    refine = {"grid": cfg.w_grid, "dipole": cfg.w_dipole}
     energy = {"energy": cfg.w_energy, "forces": cfg.w_forces}
+    joint = {**(refine if cfg.epochs_refine else {}), **energy,
+             **(density if cfg.max_exponent_factor == 1.0 else {"dipole": cfg.w_dipole})}
     return [Stage("density", cfg.epochs_density, density, True, False),
+            Stage("refine", cfg.epochs_refine, refine, True, False),
             Stage("energy", cfg.epochs_energy, energy, False, True),
-            Stage("joint", cfg.epochs_joint, {**density, **energy}, True, True)]
+            Stage("joint", cfg.epochs_joint, joint, True, True)]
 
 
 def apply_statistics(model: DenSNet, stats: Statistics) -> None:
@@ -187,9 +202,9 @@ class Trainer:
                    leave=False, file=sys.stderr,
                    disable=not self.cfg.progress or self.rank != 0)
         for number, indices in enumerate(bar):
-            batch, coulomb = self._batch(indices)
+            batch, coulomb, grids = self._batch(indices, stage)
             pred = self.model(batch, forces=stage.needs_energy, energy=stage.needs_energy)
-            terms = loss_terms(pred, batch, coulomb)
+            terms = loss_terms(pred, batch, coulomb, grids)
             loss = weighted_total(terms, stage.weights)
             if not torch.isfinite(loss):
                 kept = (f"the last good state is in {self.checkpoint_path}: lower --lr and "
@@ -217,17 +232,20 @@ class Trainer:
         sums: dict[str, float] = {}
         for i in range(0, len(self.val_idx), self.cfg.batch_size):
             indices = self.val_idx[i:i + self.cfg.batch_size]
-            batch, coulomb = self._batch(indices)
+            batch, coulomb, grids = self._batch(indices, stage)
             with torch.set_grad_enabled(stage.needs_energy):  # forces need autograd
                 pred = self.model(batch, forces=stage.needs_energy, energy=stage.needs_energy)
-            terms = loss_terms({k: v.detach() for k, v in pred.items()}, batch, coulomb)
+            with torch.no_grad():
+                terms = loss_terms({k: v.detach() for k, v in pred.items()}, batch, coulomb,
+                                   grids)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * len(indices)
         return {k: v / len(self.val_idx) for k, v in sums.items()}
 
-    def _batch(self, indices):
-        batch, coulomb = self.data.batch(indices, self.dtype)
-        return batch.to(self.device), [j.to(self.device) for j in coulomb]
+    def _batch(self, indices, stage: Stage):
+        batch, coulomb, grids = self.data.batch(indices, self.dtype)
+        grids = [g.to(self.device, self.dtype) for g in grids] if stage.needs_grid else []
+        return batch.to(self.device), [j.to(self.device) for j in coulomb], grids
 
 
 def _device(name: str) -> torch.device:

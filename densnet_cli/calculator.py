@@ -36,6 +36,7 @@ class Predictions:
     dipole: np.ndarray  # (B, 3) e·Å
     populations: np.ndarray  # (B, n) electrons on each atom
     coefficients: np.ndarray  # (B, C) density coefficients, e3nn order
+    exponent_scales: np.ndarray | None = None  # (B, C) flexible basis only
 
 
 class ModelEvaluator:
@@ -97,6 +98,8 @@ class ModelEvaluator:
             dipole=host(out["dipole"], (n_struct, 3)),
             populations=host(out["populations"], (n_struct, n_atoms)),
             coefficients=host(out["coefficients"], (n_struct, -1)),
+            exponent_scales=(host(out["exponent_scales"], (n_struct, -1))
+                             if "exponent_scales" in out else None),
         )
 
 
@@ -113,7 +116,8 @@ class DenSNetCalculator(Calculator):
       the predicted density (``populations``).  Positive means the atom lost electrons; the
       charges sum to the molecule's net charge;
     * ``populations`` (electrons, N_A, summing to the electron count) and ``coefficients``
-      (the predicted density coefficients, the model's basis in e3nn order) in ``calc.results``.
+      (the predicted density coefficients, the model's basis in e3nn order) in ``calc.results``,
+      and ``exponent_scales`` for a flexible-basis model.
 
     Args:
         model: path of the model file.
@@ -149,3 +153,5 @@ class DenSNetCalculator(Calculator):
             "populations": p.populations[0],
             "coefficients": p.coefficients[0],
         }
+        if p.exponent_scales is not None:
+            self.results["exponent_scales"] = p.exponent_scales[0]

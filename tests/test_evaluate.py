@@ -92,3 +92,20 @@ def test_evaluate_refuses_a_dataset_with_unknown_elements(model_path, tmp_path):
                            tmp_path / "r.json")
     assert code == 1 and "elements ['F'] the model lacks" in err
     assert not (tmp_path / "r.json").exists()
+
+
+def test_l1_against_the_stored_dft_density_is_the_labelled_fit_error(water_frames, tmp_path):
+    """Stored density matrix, fresh DFT and the fit diagnostics measure the same L1."""
+    from densnet_cli import keys
+    from densnet_cli.data.hdf5 import DensityDataset
+    from densnet_cli.evaluation.density import l1_error_vs_dft_percent
+    from tests.conftest import FAST, run_cli
+
+    assert run_cli("fit-density", water_frames, "-o", tmp_path / "w.h5", *FAST)[0] == 0
+    ds = DensityDataset(tmp_path / "w.h5")
+    frame = ds[1]
+    args = (ds.basis, frame.numbers, frame.positions, frame.coefficients, ds.metadata["settings"])
+    stored = l1_error_vs_dft_percent(*args, density_matrix=ds.density_matrix(1))
+    fresh = l1_error_vs_dft_percent(*args)
+    assert abs(stored - ds.per_frame(keys.FIT_L1_PERCENT)[1]) < 1e-6
+    assert abs(fresh - stored) < 1e-4

@@ -21,8 +21,9 @@ from densnet_cli.evaluation.report import EvaluateConfig, evaluate
 @click.option("--density-frames", default=-1, show_default=True,
               help="Frames whose real-space density error is integrated (-1: all).")
 @click.option("--dft-frames", default=0, show_default=True,
-              help="Frames re-run with PySCF at the dataset's level of theory to measure the "
-                   "error against the true DFT density (≈10 s each for ethanol).")
+              help="Frames whose density error against the true DFT density is measured: from "
+                   "the stored DFT density matrix, or re-run with PySCF at the dataset's level "
+                   "of theory where the dataset has none (≈10 s each for ethanol).")
 @click.option("--batch-size", default=16, show_default=True, help="Molecules per batch.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def evaluate_command(**options) -> None:

@@ -45,11 +45,16 @@ class Predictor:
                             "dipole": out["dipole"][m],
                             "populations": out["populations"][atom0:atom0 + n],
                             "coefficients": out["coefficients"][coeff0:coeff0 + c]})
+            if "exponent_scales" in out:  # flexible basis
+                results[-1]["exponent_scales"] = out["exponent_scales"][coeff0:coeff0 + c]
             atom0, coeff0 = atom0 + n, coeff0 + c
         return results
 
     def predict(self, atoms: Atoms, charge: float = 0.0) -> dict[str, np.ndarray]:
-        """Energy (eV), forces (eV/Å), dipole (e·Å), populations, coefficients of ``atoms``."""
+        """Energy (eV), forces (eV/Å), dipole (e·Å), populations, coefficients of ``atoms``.
+
+        A flexible-basis model adds ``exponent_scales`` (one per coefficient).
+        """
         return self.predict_many([(atoms.numbers, atoms.positions)], [charge])[0]
 
     def predict_frames(self, frames: Sequence[Frame], batch_size: int = 16
@@ -61,5 +66,6 @@ class Predictor:
 
     def write_cube(self, atoms: Atoms, path: str | Path, spacing: float = 0.2) -> None:
         """The predicted density of ``atoms`` as a Gaussian cube file (grid ``spacing`` Å)."""
-        c = self.predict(atoms)["coefficients"]
-        write_cube(self.basis, atoms.numbers, atoms.positions, c, path, spacing=spacing)
+        out = self.predict(atoms)
+        write_cube(self.basis, atoms.numbers, atoms.positions, out["coefficients"], path,
+                   spacing=spacing, scales=out.get("exponent_scales"))

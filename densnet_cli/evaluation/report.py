@@ -60,16 +60,22 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     d_err = np.stack([p["dipole"] - f.dipole for p, f in zip(preds, frames, strict=True)])
     n_density = len(frames) if cfg.density_frames < 0 else min(cfg.density_frames,
                                                                  len(frames))
+    flexible = "exponent_scales" in preds[0]
     l1, coulomb = [], []
     for p, f in tqdm(list(zip(preds, frames, strict=True))[:n_density], desc="density",
                      unit="frame", disable=not cfg.progress):
         l1.append(l1_error_percent(ds.basis, f.numbers, f.positions, p["coefficients"],
-                                   f.coefficients))
-        coulomb.append(coulomb_error(ds.basis, f.numbers, f.positions, p["coefficients"],
-                                     f.coefficients))
-    l1_dft = [l1_error_vs_dft_percent(ds.basis, f.numbers, f.positions, p["coefficients"],
-                                      ds.metadata["settings"])
-              for p, f in list(zip(preds, frames, strict=True))[:cfg.dft_frames]]
+                                   f.coefficients, p.get("exponent_scales")))
+        if not flexible:  # the Coulomb norm here is that of the fixed basis
+            coulomb.append(coulomb_error(ds.basis, f.numbers, f.positions, p["coefficients"],
+                                         f.coefficients))
+    n_dft = min(cfg.dft_frames, len(frames))
+    l1_dft = [l1_error_vs_dft_percent(
+        ds.basis, f.numbers, f.positions, p["coefficients"], ds.metadata["settings"],
+        p.get("exponent_scales"), ds.density_matrix(i) if ds.has_density_matrices else None)
+        for i, (p, f) in enumerate(tqdm(list(zip(preds, frames, strict=True))[:n_dft],
+                                        desc="density vs DFT", unit="frame",
+                                        disable=not cfg.progress))]
     report = {
         "n_frames": len(frames),
         "energy_mae_meV": 1e3 * float(np.abs(e_err).mean()),
@@ -84,6 +90,9 @@ def evaluate(cfg: EvaluateConfig) -> dict:
         "density_l1_vs_dft_percent": float(np.mean(l1_dft)) if l1_dft else None,
         "density_l1_vs_dft_frames": len(l1_dft),
         "fit_l1_vs_dft_percent": float(ds.per_frame(keys.FIT_L1_PERCENT).mean()),
+        "fit_l1_vs_dft_percent_same_frames": (
+            float(ds.per_frame(keys.FIT_L1_PERCENT)[:n_dft].mean()) if n_dft else None),
+        "flexible_basis": flexible,
         "coulomb_error_mHa": 1e3 * float(np.mean(coulomb)) if coulomb else None,
         "seconds_per_frame": seconds_per_frame,
         "model": str(cfg.model), "dataset": str(cfg.dataset),

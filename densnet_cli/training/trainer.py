@@ -5,8 +5,9 @@ the DFT dipole), an optional **refine** (the density network against the true DF
 real space, ``∫|ρ − ρ_DFT|``; the only stage in which a flexible basis learns its exponents,
 since the fitted coefficients know nothing beyond the fixed basis), then **energy** (the
 energy network against energies and forces, the density network frozen — forces still flow
-through it), then an optional **joint** fine-tune of both with every loss.  Each stage: Adam, ReduceLROnPlateau on the validation loss, early stopping,
-gradient clipping, an EMA of the weights (used for validation and kept as the stage's best).
+through it), then an optional **joint** fine-tune of both with every loss.  Each stage: Adam,
+ReduceLROnPlateau on the validation loss, early stopping, gradient clipping, an EMA of the
+weights (used for validation and kept as the stage's best).
 
 Data-parallel under ``torchrun``: each process takes its share of every epoch's batches and
 gradients are averaged with ``all_reduce`` before each step — what DDP does — using gloo on

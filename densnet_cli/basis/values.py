@@ -32,36 +32,44 @@ DIPOLE_SCALE_POWER = -1.25  # ∫(r − R_A) φ^s = s^(−5/4) ∫(r − R_A) φ
 
 @dataclass(frozen=True)
 class MoleculeFunctions:
-    """Per-function tables of one molecule's density basis (e3nn order, length C)."""
+    """Index tables of one molecule's density basis: primitives → shells → functions.
 
-    atom: np.ndarray  # (C,) atom index of each function
-    l: np.ndarray  # (C,) angular momentum
+    Functions are in e3nn order (length C); shells (S) in the same order; primitives (P) are
+    the Gaussians of every shell, flattened, so that each exponential is computed once.
+    """
+
+    function_shell: np.ndarray  # (C,) shell of each function
     harmonic: np.ndarray  # (C,) column in e3nn's spherical harmonics 0…lmax: l² + m
-    exponents: np.ndarray  # (C, P) primitive exponents (Bohr⁻²), zero-padded
-    contraction: np.ndarray  # (C, P) normalised contraction coefficients, zero-padded
+    function_atom: np.ndarray  # (C,) atom of each function
+    shell_l: np.ndarray  # (S,) angular momentum
+    shell_first: np.ndarray  # (S,) first function of each shell
+    primitive_shell: np.ndarray  # (P,) shell of each primitive
+    primitive_atom: np.ndarray  # (P,) atom of each primitive
+    exponents: np.ndarray  # (P,) Bohr⁻²
+    contraction: np.ndarray  # (P,) normalised contraction coefficients (PySCF's)
     lmax: int
 
     @classmethod
     def build(cls, basis: BasisSet, numbers: Numbers) -> MoleculeFunctions:
         """Tables for the molecule with atomic numbers ``numbers``."""
-        atom, ls, harmonic, radial = [], [], [], []
+        f_shell, harmonic, f_atom, shell_l, shell_first = [], [], [], [], []
+        p_shell, p_atom, exponents, contraction = [], [], [], []
         for a, element in enumerate(basis.for_numbers(numbers)):
             for shell_index in element.shell_order:
                 l = element.shells[shell_index].l
                 exps, coef = element.normalised_radial[shell_index]
-                for m in range(2 * l + 1):
-                    atom.append(a)
-                    ls.append(l)
-                    harmonic.append(l * l + m)
-                    radial.append((exps, coef))
-        n_prim = max(len(e) for e, _ in radial)
-        exponents = np.zeros((len(radial), n_prim))
-        contraction = np.zeros((len(radial), n_prim))
-        for i, (e, c) in enumerate(radial):
-            exponents[i, :len(e)] = e
-            contraction[i, :len(c)] = c
-        return cls(np.array(atom), np.array(ls), np.array(harmonic), exponents, contraction,
-                   int(max(ls)))
+                shell = len(shell_l)
+                shell_l.append(l)
+                shell_first.append(len(f_shell))
+                f_shell += [shell] * (2 * l + 1)
+                harmonic += [l * l + m for m in range(2 * l + 1)]
+                f_atom += [a] * (2 * l + 1)
+                p_shell += [shell] * len(exps)
+                p_atom += [a] * len(exps)
+                exponents += list(exps)
+                contraction += list(coef)
+        return cls(*map(np.array, (f_shell, harmonic, f_atom, shell_l, shell_first, p_shell,
+                                   p_atom, exponents, contraction)), lmax=max(shell_l))
 
 
 def basis_values(functions: MoleculeFunctions, positions_bohr: torch.Tensor,
@@ -71,22 +79,28 @@ def basis_values(functions: MoleculeFunctions, positions_bohr: torch.Tensor,
     ``scales`` (C,) are per-function exponent scales (equal within a shell); None means 1.
     """
     dtype, device = points.dtype, points.device
+
+    def index(a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(a, device=device)
+
     x = points[None, :, :] - positions_bohr[:, None, :]  # (n, G, 3)
     sh = o3.spherical_harmonics(list(range(functions.lmax + 1)), x, normalize=False,
                                 normalization="integral")  # (n, G, (lmax+1)²), solid harmonics
-    atom = torch.as_tensor(functions.atom, device=device)
-    angular = sh[atom, :, torch.as_tensor(functions.harmonic, device=device)]  # (C, G)
-    r2 = (x * x).sum(-1)[atom]  # (C, G)
-    alpha = torch.as_tensor(functions.exponents, dtype=dtype, device=device)  # (C, P)
+    r2 = (x * x).sum(-1)  # (n, G)
+    alpha = torch.as_tensor(functions.exponents, dtype=dtype, device=device)  # (P,)
     coef = torch.as_tensor(functions.contraction, dtype=dtype, device=device)
+    n_shells = len(functions.shell_l)
     if scales is not None:
-        alpha = alpha * scales[:, None]
-    radial = torch.einsum("cp,cpg->cg", coef, torch.exp(-alpha[:, :, None] * r2[:, None, :]))
-    values = angular * radial
+        shell_scale = scales[index(functions.shell_first)]  # (S,)
+        alpha = alpha * shell_scale[index(functions.primitive_shell)]
+    gaussians = coef[:, None] * torch.exp(-alpha[:, None] * r2[index(functions.primitive_atom)])
+    radial = torch.zeros(n_shells, len(points), dtype=dtype, device=device).index_add(
+        0, index(functions.primitive_shell), gaussians)  # (S, G)
     if scales is not None:
-        l = torch.as_tensor(functions.l, dtype=dtype, device=device)
-        values = values * (scales ** (0.75 + 0.5 * l))[:, None]
-    return values.T
+        l = torch.as_tensor(functions.shell_l, dtype=dtype, device=device)
+        radial = radial * (shell_scale ** (0.75 + 0.5 * l))[:, None]
+    angular = sh[index(functions.function_atom), :, index(functions.harmonic)]  # (C, G)
+    return (angular * radial[index(functions.function_shell)]).T
 
 
 def density_values(functions: MoleculeFunctions, positions_bohr: torch.Tensor,

@@ -52,8 +52,15 @@ class MoleculeFunctions:
     @classmethod
     def build(cls, basis: BasisSet, numbers: Numbers) -> MoleculeFunctions:
         """Tables for the molecule with atomic numbers ``numbers``."""
-        f_shell, harmonic, f_atom, shell_l, shell_first = [], [], [], [], []
-        p_shell, p_atom, exponents, contraction = [], [], [], []
+        f_shell: list[int] = []
+        harmonic: list[int] = []
+        f_atom: list[int] = []
+        shell_l: list[int] = []
+        shell_first: list[int] = []
+        p_shell: list[int] = []
+        p_atom: list[int] = []
+        exponents: list[float] = []
+        contraction: list[float] = []
         for a, element in enumerate(basis.for_numbers(numbers)):
             for shell_index in element.shell_order:
                 l = element.shells[shell_index].l
@@ -68,8 +75,11 @@ class MoleculeFunctions:
                 p_atom += [a] * len(exps)
                 exponents += list(exps)
                 contraction += list(coef)
-        return cls(*map(np.array, (f_shell, harmonic, f_atom, shell_l, shell_first, p_shell,
-                                   p_atom, exponents, contraction)), lmax=max(shell_l))
+        a = np.asarray
+        return cls(function_shell=a(f_shell), harmonic=a(harmonic), function_atom=a(f_atom),
+                   shell_l=a(shell_l), shell_first=a(shell_first), primitive_shell=a(p_shell),
+                   primitive_atom=a(p_atom), exponents=a(exponents), contraction=a(contraction),
+                   lmax=max(shell_l))
 
 
 def basis_values(functions: MoleculeFunctions, positions_bohr: torch.Tensor,

@@ -75,10 +75,12 @@ class MoleculeFunctions:
                 p_atom += [a] * len(exps)
                 exponents += list(exps)
                 contraction += list(coef)
-        a = np.asarray
-        return cls(function_shell=a(f_shell), harmonic=a(harmonic), function_atom=a(f_atom),
-                   shell_l=a(shell_l), shell_first=a(shell_first), primitive_shell=a(p_shell),
-                   primitive_atom=a(p_atom), exponents=a(exponents), contraction=a(contraction),
+        arr = np.asarray
+        return cls(function_shell=arr(f_shell), harmonic=arr(harmonic),
+                   function_atom=arr(f_atom),
+                   shell_l=arr(shell_l), shell_first=arr(shell_first), primitive_shell=arr(p_shell),
+                   primitive_atom=arr(p_atom), exponents=arr(exponents),
+                   contraction=arr(contraction),
                    lmax=max(shell_l))
 
 

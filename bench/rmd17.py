@@ -60,9 +60,10 @@ RECIPES: dict[str, dict] = {
     **{f"delta_{n}": {"data": [chunk(s) for s in range(0, n, 100)], "args": SCHEDULE,
                       "what": f"Δ on SAD, fixed basis, frames 0-{n - 1}"}
        for n in (100, 200, 400, 800)},
-    "nodelta_800": {"data": [chunk(s) for s in range(0, 800, 100)],
-                    "args": [*SCHEDULE, "--no-delta"],
-                    "what": "no Δ (full density), fixed basis, frames 0-799"},
+    **{f"nodelta_{n}": {"data": [chunk(s) for s in range(0, n, 100)],
+                        "args": [*SCHEDULE, "--no-delta"],
+                        "what": f"no Δ (full density), fixed basis, frames 0-{n - 1}"}
+       for n in (400, 800)},
     "coulomb_400-599": {"data": [chunk(s) for s in range(400, 600, 100)], "args": DENSITY_ONLY,
                         "what": "density only, fixed basis, Coulomb loss vs the fit"},
     "refine_fixed_400-599": {"data": [chunk(s) for s in range(400, 600, 100)],

@@ -26,14 +26,16 @@ import ase.io
 import numpy as np
 from ase import Atoms
 
-from densnet_cli.analysis.harmonic import (
+from densnet_cli.analysis.comparison import (
     Band,
     ComparisonReport,
+    write_comparison,
+)
+from densnet_cli.analysis.harmonic import (
     HarmonicResult,
     PySCFCalculator,
     harmonic_analysis,
     optimise,
-    write_comparison,
 )
 from densnet_cli.calculator import DenSNetCalculator
 from densnet_cli.reference.dft import LevelOfTheory

@@ -16,17 +16,19 @@ from scipy.integrate import trapezoid
 from scipy.spatial.transform import Rotation
 
 from densnet_cli import units
-from densnet_cli.analysis.harmonic import (
+from densnet_cli.analysis.comparison import (
     Band,
     ComparisonReport,
+    compare_modes,
+    lorentzian_spectrum,
+    write_comparison,
+)
+from densnet_cli.analysis.harmonic import (
     HarmonicResult,
     PySCFCalculator,
-    compare_modes,
     harmonic_analysis,
-    lorentzian_spectrum,
     optimise,
     rigid_motion_basis,
-    write_comparison,
 )
 from densnet_cli.errors import DenSNetError, InputError
 from densnet_cli.reference.dft import LevelOfTheory, build_molecule, make_scf

@@ -18,6 +18,7 @@ Experimental fundamentals are NIST CCCBDB's list for ethanol (see ``EXPERIMENT``
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,7 @@ from densnet_cli.analysis.harmonic import (
     optimise,
 )
 from densnet_cli.calculator import DenSNetCalculator
+from densnet_cli.data.atomic import write_text
 from densnet_cli.reference.dft import LevelOfTheory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,6 +122,9 @@ def main() -> None:
     parser.add_argument("--fmax", type=float, default=1e-4, help="eV/Å, both optimisations")
     parser.add_argument("--delta", type=float, default=0.005, help="finite-difference step, Å")
     parser.add_argument("--device", default="cpu", help="model device: cpu, cuda or auto")
+    parser.add_argument("--reference-cache", type=Path, default=None,
+                        help="JSON file of the PySCF analysis: read if it exists (same start, "
+                             "level and settings), else written after computing it")
     args = parser.parse_args()
 
     start = ase.io.read(args.geometry, index=args.index)
@@ -134,8 +139,22 @@ def main() -> None:
     model, model_s, model_geometry = analyse(
         "DenSNet", start, DenSNetCalculator(args.model, device=args.device), args.fmax,
         args.delta)
-    reference, reference_s, reference_geometry = analyse(
-        "PySCF", start, PySCFCalculator(level, threads=args.threads), args.fmax, args.delta)
+    cache_key = {"start": start.positions.tolist(), "level": level.as_dict(),
+                 "fmax": args.fmax, "delta": args.delta}
+    cached = (json.loads(args.reference_cache.read_text())
+              if args.reference_cache and args.reference_cache.exists() else None)
+    if cached is not None and cached["key"] == cache_key:
+        print(f"[PySCF] reusing {args.reference_cache}", file=sys.stderr)
+        reference = HarmonicResult.from_dict(cached["result"])
+        reference_s = cached["seconds"]
+        reference_geometry = Atoms(numbers=reference.numbers, positions=reference.positions)
+    else:
+        reference, reference_s, reference_geometry = analyse(
+            "PySCF", start, PySCFCalculator(level, threads=args.threads), args.fmax,
+            args.delta)
+        if args.reference_cache:
+            write_text(args.reference_cache, json.dumps(
+                {"key": cache_key, "result": reference.to_dict(), "seconds": reference_s}))
 
     def rounded(angle: float | None) -> float | None:
         return None if angle is None else round(angle, 1)

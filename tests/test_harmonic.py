@@ -256,3 +256,16 @@ def test_write_comparison_writes_table_json_and_plot(toy_result, tmp_path):
     table = prefix.with_suffix(".md").read_text()
     assert "| 12 |" in table and "a band" in table
     assert prefix.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_harmonic_result_round_trips_through_json():
+    rng = np.random.default_rng(0)
+    original = HarmonicResult(
+        numbers=np.array([8, 1, 1]), positions=rng.normal(size=(3, 3)), masses=np.ones(3),
+        hessian=rng.normal(size=(9, 9)), dipole_derivatives=rng.normal(size=(9, 3)),
+        frequencies_cm1=np.array([1600.0, 3700.0, 3800.0]), modes=rng.normal(size=(3, 3, 3)),
+        dmu_dq=rng.normal(size=(3, 3)), intensities_km_mol=np.ones(3), rigid_cm1=np.zeros(6),
+        residual_force=1e-4, delta=0.005)
+    back = HarmonicResult.from_dict(json.loads(json.dumps(original.to_dict())))
+    for key, value in original.__dict__.items():
+        np.testing.assert_array_equal(getattr(back, key), value)

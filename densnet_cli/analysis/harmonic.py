@@ -190,6 +190,14 @@ class HarmonicResult:
         return {key: value.tolist() if isinstance(value, np.ndarray) else value
                 for key, value in self.__dict__.items()}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> HarmonicResult:
+        """Inverse of :meth:`to_dict`."""
+        scalars = {"residual_force", "delta"}
+        arrays = {k: np.asarray(v) for k, v in data.items() if k not in scalars}
+        return cls(**arrays, residual_force=float(data["residual_force"]),
+                   delta=float(data["delta"]))
+
 
 def _signed_wavenumbers(eigenvalues: np.ndarray) -> np.ndarray:
     """Wavenumbers (cm⁻¹) of mass-weighted Hessian eigenvalues; negative ones as −√|λ|."""

@@ -228,6 +228,24 @@ def _forces_and_dipoles(atoms: Atoms, calc: Calculator, positions: np.ndarray,
     return np.concatenate(forces), np.concatenate(dipoles)
 
 
+def vibrations(hessian: np.ndarray, positions: np.ndarray, masses: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frequencies (cm⁻¹, imaginary negative), mass-weighted modes (m, n, 3), rigid block (cm⁻¹).
+
+    The mass-weighted Hessian M^(-1/2) H M^(-1/2) (H in eV/Å², symmetric) is diagonalised in
+    the orthonormal complement of the rigid translations and rotations.
+    """
+    inv_sqrt_m = np.repeat(np.asarray(masses, dtype=float) ** -0.5, 3)
+    h_mw = inv_sqrt_m[:, None] * hessian * inv_sqrt_m[None, :]
+    rigid = rigid_motion_basis(positions, masses)
+    complete, _ = np.linalg.qr(rigid, mode="complete")
+    internal = complete[:, rigid.shape[1]:]  # orthonormal complement: the vibrations
+    eigenvalues, vectors = np.linalg.eigh(internal.T @ h_mw @ internal)
+    modes = (internal @ vectors).T.reshape(-1, len(masses), 3)
+    return (_signed_wavenumbers(eigenvalues), modes,
+            _signed_wavenumbers(np.linalg.eigvalsh(rigid.T @ h_mw @ rigid)))
+
+
 def harmonic_analysis(atoms: Atoms, calc: Calculator, delta: float = 0.005,
                       batch_size: int = 16, progress: bool = True) -> HarmonicResult:
     """Normal modes, harmonic frequencies and IR intensities of ``atoms`` with ``calc``.
@@ -255,19 +273,14 @@ def harmonic_analysis(atoms: Atoms, calc: Calculator, delta: float = 0.005,
     dmu_dx = (dipoles[:, 0] - dipoles[:, 1]) / (2 * delta)
 
     inv_sqrt_m = np.repeat(masses**-0.5, 3)
-    h_mw = inv_sqrt_m[:, None] * hessian * inv_sqrt_m[None, :]
-    rigid = rigid_motion_basis(x0, masses)
-    complete, _ = np.linalg.qr(rigid, mode="complete")
-    internal = complete[:, rigid.shape[1]:]  # orthonormal complement: the vibrations
-    eigenvalues, vectors = np.linalg.eigh(internal.T @ h_mw @ internal)
-    modes = (internal @ vectors).T  # (m, 3n)
-    dmu_dq = modes @ (inv_sqrt_m[:, None] * dmu_dx)
+    frequencies, modes, rigid_cm1 = vibrations(hessian, x0, masses)
+    dmu_dq = modes.reshape(len(modes), -1) @ (inv_sqrt_m[:, None] * dmu_dx)
     return HarmonicResult(
         numbers=molecule.numbers.copy(), positions=x0.copy(), masses=masses,
         hessian=hessian, dipole_derivatives=dmu_dx,
-        frequencies_cm1=_signed_wavenumbers(eigenvalues), modes=modes.reshape(-1, n, 3),
+        frequencies_cm1=frequencies, modes=modes,
         dmu_dq=dmu_dq, intensities_km_mol=np.array([harmonic_ir_intensity(d) for d in dmu_dq]),
-        rigid_cm1=_signed_wavenumbers(np.linalg.eigvalsh(rigid.T @ h_mw @ rigid)),
+        rigid_cm1=rigid_cm1,
         residual_force=float(np.linalg.norm(forces.mean(axis=(0, 1)).reshape(n, 3),
                                             axis=1).max()),
         delta=delta)

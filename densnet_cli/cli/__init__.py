@@ -12,6 +12,7 @@ import click
 from densnet_cli import __version__
 from densnet_cli.cli.evaluate import evaluate_command
 from densnet_cli.cli.fit_density import fit_density
+from densnet_cli.cli.sample import sample
 from densnet_cli.cli.serve import serve
 from densnet_cli.cli.spectrum import spectrum
 from densnet_cli.cli.train import train
@@ -42,6 +43,7 @@ def main() -> None:
 
 
 main.add_command(fit_density)
+main.add_command(sample)
 main.add_command(evaluate_command)
 main.add_command(spectrum)
 main.add_command(train)

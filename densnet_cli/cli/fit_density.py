@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from densnet_cli.cli.options import level_of_theory_options
 from densnet_cli.reference.runner import FitDensityConfig, run_fit_density
 from densnet_cli.units import E_ANGSTROM_TO_DEBYE
 
@@ -18,23 +19,13 @@ EXIT_SOME_FRAMES_FAILED = 3
               help="HDF5 dataset to write (created atomically; resumed if a run was killed).")
 @click.option("--index", default=":", show_default=True,
               help="Frames to label: N, START:STOP[:STEP] (Python slicing, 0-based).")
-@click.option("--xc", default="PBE", show_default=True, help="Exchange-correlation functional.")
-@click.option("--basis", default="def2-SVP", show_default=True, help="Orbital basis set.")
-@click.option("--scf-auxbasis", default="", help="J-fitting basis of the SCF "
-              "[default: PySCF's choice for --basis, def2-universal-jkfit for def2 bases].")
+@level_of_theory_options
 @click.option("--density-basis", default="def2-universal-jkfit", show_default=True,
               help="Basis the density is fitted onto: any PySCF auxiliary basis name, or 'etb' "
                    "/ 'etb:BETA' for PySCF's even-tempered basis built from --basis.")
 @click.option("--constrain-dipole/--no-constrain-dipole", default=True, show_default=True,
               help="Make the fitted density reproduce the DFT dipole exactly (the electron "
                    "count always is).")
-@click.option("--charge", default=0, show_default=True, help="Molecular charge (e).")
-@click.option("--spin", default=0, show_default=True,
-              help="2S = N_alpha - N_beta; non-zero runs UKS.")
-@click.option("--grid-level", default=4, show_default=True, type=click.IntRange(0, 9),
-              help="PySCF DFT grid level (also the grid of the L1 diagnostics).")
-@click.option("--conv-tol", default=1e-10, show_default=True, type=click.FloatRange(min=0),
-              help="SCF energy convergence threshold (Hartree).")
 @click.option("--max-cycle", default=100, show_default=True, type=click.IntRange(min=1),
               help="SCF iterations per attempt; a frame that does not converge is retried "
                    "with damping + level shift, then Newton, then reported as failed.")

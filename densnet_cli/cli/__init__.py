@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from densnet_cli import __version__
+from densnet_cli.cli.build import build_oligothiophene
 from densnet_cli.cli.evaluate import evaluate_command
 from densnet_cli.cli.fit_density import fit_density
 from densnet_cli.cli.sample import sample
@@ -48,3 +49,4 @@ main.add_command(evaluate_command)
 main.add_command(spectrum)
 main.add_command(train)
 main.add_command(serve)
+main.add_command(build_oligothiophene)

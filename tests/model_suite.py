@@ -99,6 +99,22 @@ class ModelPhysicsSuite:
             assert abs(float(q @ out["coefficients"]) - n) < 1e-10
             assert abs(float(out["populations"].sum()) - n) < 1e-10
 
+    def test_distant_fragments_are_independent(self, model, ethanol):
+        """Two different molecules 50 Å apart: energies, dipoles and densities just add."""
+        a, b = ethanol[11], ethanol[12]
+        far = b.positions + np.array([50.0, 0.0, 0.0])
+        pair = predict(model, ethanol, [(np.concatenate([a.numbers, b.numbers]),
+                                         np.concatenate([a.positions, far]))])
+        one, two = (predict(model, ethanol, [(f.numbers, x)]) for f, x in ((a, a.positions),
+                                                                             (b, far)))
+        torch.testing.assert_close(pair["energy"], one["energy"] + two["energy"], atol=1e-9,
+                                   rtol=0)
+        torch.testing.assert_close(pair["dipole"], one["dipole"] + two["dipole"], atol=1e-10,
+                                   rtol=0)
+        for key in ("coefficients", "forces", "populations"):
+            torch.testing.assert_close(pair[key], torch.cat([one[key], two[key]]), atol=1e-10,
+                                       rtol=0)
+
     def test_batch_equals_single(self, model, ethanol):
         # Different sizes and compositions in one batch: ethanol, its CCO fragment, water-like.
         molecules = [(ethanol[5].numbers, ethanol[5].positions),

@@ -94,6 +94,31 @@ def first_of_shell(function_shell: np.ndarray) -> np.ndarray:
     return np.unique(function_shell, return_index=True)[1]
 
 
+def electron_count_groups(batch: Batch, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """(n,) group of each atom for the electron-count constraint.
+
+    Neutral molecules: their fragments, the connected components of the radius graph (two
+    molecules farther apart than the cutoff are then each neutral, whatever the other one does).
+    Charged molecules: the whole molecule (which fragment carries the charge is not local
+    information).  The graph never crosses molecules, so neither does a group.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(batch.numbers)
+    molecule = batch.molecule.cpu().numpy()
+    rows, cols = [src.cpu().numpy()], [dst.cpu().numpy()]
+    charged = np.flatnonzero((batch.charge != 0).cpu().numpy()[molecule])
+    if charged.size > 1:  # chain the atoms of each charged molecule together
+        same = molecule[charged[:-1]] == molecule[charged[1:]]
+        rows.append(charged[:-1][same])
+        cols.append(charged[1:][same])
+    i, j = np.concatenate(rows), np.concatenate(cols)
+    _, labels = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)),
+                                     directed=False)
+    return torch.as_tensor(labels, dtype=torch.long, device=batch.molecule.device)
+
+
 class DensityNetwork(torch.nn.Module):
     """Positions → coefficients ``c = c_SAD + Δ`` with ``∫ρ = N`` exactly.
 
@@ -101,6 +126,9 @@ class DensityNetwork(torch.nn.Module):
     shell's output is scaled by a constant (the spread of the training Δ for that shell).  The
     electron count is then imposed by the Euclidean projection of the coefficient vector onto
     ``Σ c_μ ∫φ_μ = Σ Z − charge`` — it moves only ``l = 0`` coefficients, so it is equivariant.
+    The constraint holds per *fragment* (connected part of the radius graph) of a neutral
+    molecule — so that fragments farther apart than the cutoff stay neutral and independent,
+    as locality requires — and for the whole of a charged molecule.
 
     With ``max_exponent_factor > 1`` (the *flexible* basis) a second per-element head gives one
     invariant scalar per shell and atom, ``s = f^{tanh(z)}`` in ``[1/f, f]``, that multiplies
@@ -167,7 +195,8 @@ class DensityNetwork(torch.nn.Module):
                 scales = scales.index_put(index, torch.exp(self.log_max_factor
                                                            * torch.tanh(z)).reshape(-1))
         c = self.flat("sad", batch, dtype) + delta if self.delta else delta
-        return self.project_electron_count(batch, c, scales), scales
+        groups = electron_count_groups(batch, src, dst)
+        return self.project_electron_count(batch, c, scales, groups), scales
 
     def charges(self, batch: Batch, scales: torch.Tensor | None, dtype: torch.dtype
                 ) -> torch.Tensor:
@@ -176,13 +205,23 @@ class DensityNetwork(torch.nn.Module):
         return q if scales is None else q * scales ** CHARGE_SCALE_POWER
 
     def project_electron_count(self, batch: Batch, c: torch.Tensor,
-                               scales: torch.Tensor | None = None) -> torch.Tensor:
-        """Closest ``c`` (Euclidean) with ``Σ c_μ ∫φ_μ = Σ Z − charge`` per molecule."""
+                               scales: torch.Tensor | None = None,
+                               groups: torch.Tensor | None = None) -> torch.Tensor:
+        """Closest ``c`` (Euclidean) with ``Σ c_μ ∫φ_μ = Σ Z − charge`` per group of atoms.
+
+        ``groups`` (n,) labels the atoms whose electron count is imposed together (see
+        :func:`electron_count_groups`; each group lies within one molecule); default: molecules.
+        """
         q = self.charges(batch, scales, c.dtype)
-        m = batch.coeff_molecule
-        target = torch.zeros(batch.n_molecules, dtype=c.dtype, device=c.device)
-        target.index_add_(0, batch.molecule, batch.numbers.to(c.dtype))
-        target = target - batch.charge.to(c.dtype)
+        if groups is None:
+            groups = batch.molecule
+        n_groups = int(groups.max()) + 1
+        m = groups[batch.coeff_atom]
+        target = torch.zeros(n_groups, dtype=c.dtype, device=c.device)
+        target.index_add_(0, groups, batch.numbers.to(c.dtype))
+        charge = torch.zeros_like(target).index_put(
+            (groups,), batch.charge.to(c.dtype)[batch.molecule])  # 0 for neutral molecules
+        target = target - charge
         current = torch.zeros_like(target).index_add(0, m, q * c)
         qq = torch.zeros_like(target).index_add(0, m, q * q)
         return c + q * ((target - current) / qq)[m]

@@ -43,9 +43,7 @@ class BuildConfig:
 
     def level(self) -> LevelOfTheory:
         """The level of theory of the monomer optimisation."""
-        return LevelOfTheory(xc=self.xc, basis=self.basis, scf_auxbasis=self.scf_auxbasis,
-                             charge=self.charge, spin=self.spin, grid_level=self.grid_level,
-                             conv_tol=self.conv_tol)
+        return LevelOfTheory.of(self)
 
     @property
     def monomer_cache(self) -> Path:

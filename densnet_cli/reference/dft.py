@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 from ase.data import chemical_symbols
@@ -40,6 +40,11 @@ class LevelOfTheory:
     def as_dict(self) -> dict:
         """Plain-data form for metadata."""
         return asdict(self)
+
+    @classmethod
+    def of(cls, options: object) -> LevelOfTheory:
+        """The level of theory given by the same-named attributes of ``options`` (a config)."""
+        return cls(**{f.name: getattr(options, f.name) for f in fields(cls)})
 
 
 @dataclass

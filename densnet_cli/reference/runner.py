@@ -58,9 +58,7 @@ class FitDensityConfig:
 
     def settings(self) -> LabelSettings:
         """The part of the configuration that determines the numbers in the dataset."""
-        level = LevelOfTheory(xc=self.xc, basis=self.basis, scf_auxbasis=self.scf_auxbasis,
-                              charge=self.charge, spin=self.spin, grid_level=self.grid_level,
-                              conv_tol=self.conv_tol)
+        level = LevelOfTheory.of(self)
         return LabelSettings(level=level, density_basis=self.density_basis,
                              constrain_dipole=self.constrain_dipole)
 

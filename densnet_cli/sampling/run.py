@@ -65,9 +65,7 @@ class SampleConfig:
 
     def level(self) -> LevelOfTheory:
         """The level of theory of the optimisations and Hessians."""
-        return LevelOfTheory(xc=self.xc, basis=self.basis, scf_auxbasis=self.scf_auxbasis,
-                             charge=self.charge, spin=self.spin, grid_level=self.grid_level,
-                             conv_tol=self.conv_tol)
+        return LevelOfTheory.of(self)
 
     @property
     def modes_path(self) -> Path:

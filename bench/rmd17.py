@@ -12,9 +12,10 @@ frames 0-99 in ``examples/ethanol/ethanol_100.h5``, the rest in chunks of 100 un
 ``bench/data/``.  Frames 0-799 train (10 % of them validate), 800-999 test.  Chunks from 400 on
 also store the DFT density matrix, which the real-space refine stage trains against.
 
-Variants (``RECIPES``): the learning curve of the Δ model in the number of frames, the
-no-Δ ablation, and the fixed vs flexible basis comparison (density only: same frames, same
-density training, then the real-space refine stage with the fixed or the flexible basis).
+Variants (``RECIPES``): the learning curve of the Δ model in the number of frames (100-800), the
+no-Δ ablation, and the fixed vs flexible basis comparison (density only, frames 400-599, whose
+DFT density matrices are stored: the same density training, then nothing, or the real-space
+refine stage with the fixed or the flexible basis).
 Models, logs and evaluation reports go to ``bench/out/rmd17/``; the summary to
 ``bench/results/rmd17.{md,json,png}``.
 """

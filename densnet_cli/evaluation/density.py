@@ -75,13 +75,11 @@ def l1_error_vs_dft_percent(basis: BasisSet, numbers: Numbers, positions: np.nda
     else:
         mol = build_molecule(numbers, positions_bohr, level)
         grids = _grid(mol, level.grid_level)
-    total = 0.0
-    for p0 in range(0, grids.weights.size, 20000):
-        coords = grids.coords[p0:p0 + 20000]
-        rho = numint.eval_rho(mol, mol.eval_gto("GTOval_sph", coords), density_matrix)
-        pred = density_on(basis, numbers, positions, predicted, coords, scales)
-        total += float(grids.weights[p0:p0 + 20000] @ np.abs(pred - rho))
-    return 100.0 * total / mol.nelectron
+    pred = density_on(basis, numbers, positions, predicted, grids.coords, scales)
+    rho = np.concatenate([
+        numint.eval_rho(mol, mol.eval_gto("GTOval_sph", grids.coords[p0:p0 + 20000]),
+                        density_matrix) for p0 in range(0, grids.weights.size, 20000)])
+    return 100.0 * float(grids.weights @ np.abs(pred - rho)) / mol.nelectron
 
 
 def coulomb_error(basis: BasisSet, numbers: Numbers, positions: np.ndarray,

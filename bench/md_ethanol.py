@@ -1,0 +1,269 @@
+r"""NVE molecular dynamics of ethanol with a trained model: stability, energy drift, IR spectrum.
+
+    python bench/md_ethanol.py run [--model bench/results/models/delta_800.pt] [--replicas 8]
+    python bench/md_ethanol.py report
+
+``run``: B replicas (rMD17 frames spread over the training part as starts), each thermalised
+by Langevin dynamics at 300 K (γ = 10 ps⁻¹, 2 ps, not recorded), then NVE with velocity Verlet
+at 0.5 fs (12.5 ps each: 100 ps in all with 8 replicas).  All replicas go through the model in
+one call per step (densnet_cli.dynamics); resumable from ``bench/out/md_ethanol/checkpoint.npz``.
+
+``report``: conserved-energy drift per replica (linear fit, meV/ps), temperature, bond-length
+statistics and a connectivity check on every stored frame (every 10 fs), and the IR spectrum
+of all replicas (``densnet spectrum``'s code, harmonic quantum correction, absolute units) with
+its peak table next to the harmonic analysis of ``bench/harmonic.py`` (model and PySCF) and the
+NIST CCCBDB gas-phase fundamentals.  Writes bench/results/md_ethanol.{md,json,png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import torch
+from ase.data import chemical_symbols, covalent_radii
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.harmonic import EXPERIMENT, EXPERIMENT_SOURCE  # noqa: E402
+from densnet_cli.calculator import ModelEvaluator  # noqa: E402
+from densnet_cli.data.atomic import save_figure, write_text  # noqa: E402
+from densnet_cli.dynamics.replicas import Evaluation  # noqa: E402
+from densnet_cli.dynamics.run import ReplicaRunSettings, run_replicas  # noqa: E402
+from densnet_cli.spectrum.run import SpectrumConfig, compute_spectrum  # noqa: E402
+from densnet_cli.units import BOLTZMANN_EV_PER_K  # noqa: E402
+
+OUT = ROOT / "bench/out/md_ethanol"
+RESULTS = ROOT / "bench/results/md_ethanol"
+GEOMETRIES = ROOT / "examples/ethanol/ethanol_rmd17_100.xyz"  # rMD17 frames 0-99 (training)
+HARMONIC = ROOT / "bench/results/harmonic_ethanol.json"
+BOND_FACTOR = 1.25  # a pair is bonded when closer than this × the sum of covalent radii
+
+
+def run(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    frames = ase.io.read(GEOMETRIES, index=":")
+    picks = np.linspace(0, len(frames) - 1, args.replicas).round().astype(int)
+    starts = np.stack([frames[i].positions for i in picks])
+    atoms = frames[0]
+    evaluator = ModelEvaluator(args.model, device=args.device)
+    evaluator.check_species(atoms.numbers, str(GEOMETRIES))
+
+    def evaluate(positions: np.ndarray) -> Evaluation:
+        p = evaluator(atoms.numbers, positions)
+        return Evaluation(p.energy, p.forces, p.dipole)
+
+    settings = ReplicaRunSettings(
+        timestep_fs=0.5, temperature_k=args.temperature, friction_per_ps=10.0,
+        thermalise_steps=round(args.thermalise_ps * 2000),
+        nve_steps=round(args.nve_ps * 2000), seed=args.seed)
+    started = time.perf_counter()
+    run_replicas(evaluate, atoms.numbers, atoms.get_masses(), starts, OUT, settings)
+    meta = {"command": "python " + " ".join(sys.argv), "model": str(args.model),
+            "starts": f"{GEOMETRIES.relative_to(ROOT)} frames {picks.tolist()}",
+            "settings": asdict(settings), "torch threads": args.threads,
+            "wall seconds (this invocation)": round(time.perf_counter() - started, 1)}
+    write_text(OUT / "run.json", json.dumps(meta, indent=1))
+    print(f"wrote {OUT}/records.npz")
+
+
+def bonds(numbers: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """(k, 2) bonded pairs of a geometry: closer than BOND_FACTOR × covalent radii sum."""
+    r = covalent_radii[numbers]
+    d = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+    i, j = np.nonzero(np.triu(d < BOND_FACTOR * (r[:, None] + r[None]), 1))
+    return np.column_stack([i, j])
+
+
+def stability(numbers: np.ndarray, positions: np.ndarray) -> dict:
+    """Connectivity of every stored frame vs the first, and bond-length statistics (Å)."""
+    reference = bonds(numbers, positions[0, 0].astype(float))
+    changed = 0
+    lengths = []
+    for replica in positions:
+        for frame in replica:
+            frame = frame.astype(float)
+            if not np.array_equal(bonds(numbers, frame), reference):
+                changed += 1
+            lengths.append(np.linalg.norm(frame[reference[:, 0]] - frame[reference[:, 1]],
+                                          axis=-1))
+    lengths = np.array(lengths)
+    symbols = np.array([chemical_symbols[z] for z in numbers])
+    kinds: dict[str, list[int]] = {}
+    for k, (i, j) in enumerate(reference):
+        kinds.setdefault("–".join(sorted((symbols[i], symbols[j]))), []).append(k)
+    table = {kind: {"bonds": len(cols), "mean": float(lengths[:, cols].mean()),
+                    "std": float(lengths[:, cols].std()),
+                    "min": float(lengths[:, cols].min()), "max": float(lengths[:, cols].max())}
+             for kind, cols in sorted(kinds.items())}
+    return {"frames_checked": int(positions.shape[0] * positions.shape[1]),
+            "frames_with_changed_connectivity": changed, "bond_lengths": table}
+
+
+def drift(time_fs: np.ndarray, total: np.ndarray) -> dict:
+    """Per-replica linear drift (meV/ps) and RMS fluctuation (meV) of the conserved energy."""
+    t_ps = time_fs / 1000.0
+    slopes, rms = [], []
+    for e in total:
+        fit = np.polyfit(t_ps, e, 1)
+        slopes.append(1e3 * fit[0])
+        rms.append(1e3 * float(np.std(e - np.polyval(fit, t_ps))))
+    return {"per_replica_meV_per_ps": slopes, "mean_abs_meV_per_ps": float(np.mean(np.abs(
+        slopes))), "max_abs_meV_per_ps": float(np.max(np.abs(slopes))),
+        "fluctuation_rms_meV": float(np.mean(rms))}
+
+
+def nearest(value: float, candidates: list[float]) -> float:
+    return min(candidates, key=lambda c: abs(c - value))
+
+
+def report(args: argparse.Namespace) -> None:
+    data = np.load(OUT / "records.npz")
+    run_meta = json.loads((OUT / "run.json").read_text())
+    numbers, masses, time_fs = data["numbers"], data["masses"], data["time_fs"]
+    total = data["epot"] + data["ekin"]
+    if not np.isfinite(total).all():
+        raise SystemExit(f"{OUT}/records.npz is incomplete: rerun `bench/md_ethanol.py run`")
+    dof = 3 * len(numbers) - 3
+    temperature = 2 * data["ekin"] / (dof * BOLTZMANN_EV_PER_K)
+    n_replicas = total.shape[0]
+    duration_ps = float(time_fs[-1]) / 1000.0
+    energy = drift(time_fs, total)
+    checks = stability(numbers, data["positions"])
+
+    inputs = tuple(sorted(OUT.glob("replica_*.dipole.npy")))
+    spectrum = compute_spectrum(SpectrumConfig(
+        inputs=inputs, output=RESULTS.with_suffix(".csv"), max_lag=args.max_lag,
+        temperature=300.0, intensity="absolute", min_wavenumber=100.0, max_wavenumber=4000.0,
+        peak_threshold=0.02))
+    harmonic = json.loads(HARMONIC.read_text())
+    modes = harmonic["modes"]
+    pyscf = [m["reference_cm1"] for m in modes]
+    model = [m["model_cm1"] for m in modes]
+    experiment = [b.wavenumber_cm1 for b in EXPERIMENT]
+    peaks = []
+    for p in sorted(spectrum.peaks, key=lambda p: p.position_cm1):
+        ref, mod, exp = (nearest(p.position_cm1, c) for c in (pyscf, model, experiment))
+        peaks.append({"md_cm1": p.position_cm1, "integrated_km_mol": p.integrated,
+                      "model_harmonic_cm1": mod, "md_minus_model_harmonic": p.position_cm1 - mod,
+                      "pyscf_harmonic_cm1": ref, "md_minus_pyscf": p.position_cm1 - ref,
+                      "experiment_cm1": exp, "md_minus_experiment": p.position_cm1 - exp})
+    result = {
+        "run": run_meta, "report command": "python " + " ".join(sys.argv),
+        "replicas": n_replicas, "nve_ps_per_replica": duration_ps,
+        "nve_ps_total": n_replicas * duration_ps,
+        "mean_temperature_K": float(temperature.mean()),
+        "temperature_std_between_replicas_K": float(temperature.mean(axis=1).std()),
+        "energy": energy, "stability": checks,
+        "spectrum": {"correction": "harmonic", "max_lag_fs": args.max_lag,
+                     "resolution_cm1": spectrum.lineshape.grid.resolution_cm1,
+                     "peaks": peaks},
+        "harmonic_source": str(HARMONIC.relative_to(ROOT)),
+        "experiment_source": EXPERIMENT_SOURCE,
+    }
+    write_text(RESULTS.with_suffix(".json"), json.dumps(result, indent=1))
+    write_text(RESULTS.with_suffix(".md"), markdown(result))
+    plot(RESULTS.with_suffix(".png"), time_fs, total, temperature, spectrum, modes, experiment)
+    print(markdown(result))
+
+
+def markdown(r: dict) -> str:
+    e, s = r["energy"], r["stability"]
+    lines = [
+        "# Ethanol NVE with DenSNet: stability, energy conservation, IR spectrum", "",
+        f"Run: `{r['run']['command']}`  ",
+        f"Report: `{r['report command']}`  ",
+        f"Model: `{r['run']['model']}`; starts: {r['run']['starts']}  ",
+        f"Protocol: Langevin 300 K (γ = {r['run']['settings']['friction_per_ps']} ps⁻¹, "
+        f"{r['run']['settings']['thermalise_steps'] * 0.5 / 1000:g} ps, not recorded), then NVE, "
+        f"velocity Verlet, {r['run']['settings']['timestep_fs']} fs; "
+        f"{r['replicas']} replicas × {r['nve_ps_per_replica']:g} ps = "
+        f"**{r['nve_ps_total']:g} ps of NVE**", "",
+        "## Energy conservation and stability", "",
+        "| quantity | value |", "|---|---|",
+        f"| mean temperature (NVE) | {r['mean_temperature_K']:.1f} K (replica means spread "
+        f"{r['temperature_std_between_replicas_K']:.1f} K) |",
+        f"| conserved-energy drift, mean abs over replicas | {e['mean_abs_meV_per_ps']:.3f} "
+        "meV/ps |",
+        f"| largest abs drift of a replica | {e['max_abs_meV_per_ps']:.3f} meV/ps |",
+        f"| conserved-energy fluctuation (RMS about the fit) | {e['fluctuation_rms_meV']:.2f} "
+        "meV |",
+        f"| frames checked (every 10 fs) | {s['frames_checked']} |",
+        f"| frames whose bond graph differs from the start | "
+        f"{s['frames_with_changed_connectivity']} |", "",
+        "Per-replica drift (meV/ps): " + ", ".join(
+            f"{d:+.3f}" for d in e["per_replica_meV_per_ps"]), "",
+        "| bond | count | mean Å | std Å | min Å | max Å |", "|---|---|---|---|---|---|",
+        *(f"| {k} | {v['bonds']} | {v['mean']:.3f} | {v['std']:.3f} | {v['min']:.3f} | "
+          f"{v['max']:.3f} |" for k, v in s["bond_lengths"].items()), "",
+        "## IR spectrum (all replicas, harmonic quantum correction)", "",
+        f"Resolution ~{r['spectrum']['resolution_cm1']:.1f} cm⁻¹ (max lag "
+        f"{r['spectrum']['max_lag_fs']:g} fs).  Each MD peak is listed with the nearest "
+        "harmonic mode of the model and of PySCF PBE/def2-SVP (trans ethanol, "
+        f"`{r['harmonic_source']}`) and the nearest experimental fundamental "
+        f"({r['experiment_source']}).  MD samples trans and gauche ethanol and anharmonic "
+        "motion at 300 K; the harmonic columns are one conformer's normal modes.", "",
+        "| MD peak cm⁻¹ | km/mol | model harm. | Δ | PySCF harm. | Δ | experiment | Δ |",
+        "|---|---|---|---|---|---|---|---|",
+        *(f"| {p['md_cm1']:.0f} | {p['integrated_km_mol']:.1f} | "
+          f"{p['model_harmonic_cm1']:.0f} | {p['md_minus_model_harmonic']:+.0f} | "
+          f"{p['pyscf_harmonic_cm1']:.0f} | {p['md_minus_pyscf']:+.0f} | "
+          f"{p['experiment_cm1']:.0f} | {p['md_minus_experiment']:+.0f} |"
+          for p in r["spectrum"]["peaks"]), "",
+    ]
+    return "\n".join(lines)
+
+
+def plot(path: Path, time_fs, total, temperature, spectrum, modes, experiment) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, 1, figsize=(9, 10))
+    t_ps = time_fs / 1000.0
+    for k, e in enumerate(total):
+        axes[0].plot(t_ps, 1e3 * (e - e[0]), lw=0.6, label=f"replica {k}")
+    axes[0].set(xlabel="time (ps)", ylabel="E_total − E_total(0) (meV)",
+                title="Conserved energy, NVE 0.5 fs")
+    axes[1].plot(t_ps, temperature.mean(axis=0), lw=0.5)
+    axes[1].set(xlabel="time (ps)", ylabel="T (K), replica mean")
+    ax = axes[2]
+    ax.plot(spectrum.wavenumber_cm1, spectrum.intensity, color="k", lw=1, label="DenSNet MD")
+    scale = spectrum.intensity.max() / max(m["reference_km_mol"] for m in modes)
+    for i, m in enumerate(modes):
+        ax.vlines(m["reference_cm1"], 0, scale * m["reference_km_mol"], color="tab:blue",
+                  lw=1.5, label="PySCF harmonic (scaled)" if i == 0 else None)
+    for i, x in enumerate(experiment):
+        ax.axvline(x, color="tab:red", ls=":", lw=0.8,
+                   label="experiment (CCCBDB)" if i == 0 else None)
+    ax.set(xlabel="wavenumber (cm⁻¹)", ylabel="km mol⁻¹ (cm⁻¹)⁻¹", xlim=(100, 4000),
+           title="IR spectrum: MD (harmonic correction) vs harmonic PySCF vs experiment")
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--model", type=Path, default=ROOT / "bench/results/models/delta_800.pt")
+    r.add_argument("--replicas", type=int, default=8)
+    r.add_argument("--thermalise-ps", type=float, default=2.0)
+    r.add_argument("--nve-ps", type=float, default=12.5)
+    r.add_argument("--temperature", type=float, default=300.0)
+    r.add_argument("--seed", type=int, default=2026)
+    r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--device", default="cpu")
+    p = sub.add_parser("report")
+    p.add_argument("--max-lag", type=float, default=1000.0, help="fs")
+    args = parser.parse_args()
+    run(args) if args.command == "run" else report(args)
+
+
+if __name__ == "__main__":
+    main()

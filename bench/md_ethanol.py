@@ -127,7 +127,7 @@ def nearest(value: float, candidates: list[float]) -> float:
 def report(args: argparse.Namespace) -> None:
     data = np.load(OUT / "records.npz")
     run_meta = json.loads((OUT / "run.json").read_text())
-    numbers, masses, time_fs = data["numbers"], data["masses"], data["time_fs"]
+    numbers, time_fs = data["numbers"], data["time_fs"]
     total = data["epot"] + data["ekin"]
     if not np.isfinite(total).all():
         raise SystemExit(f"{OUT}/records.npz is incomplete: rerun `bench/md_ethanol.py run`")

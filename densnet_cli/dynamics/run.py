@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from densnet_cli.dynamics.replicas import ReplicaDynamics, maxwell_boltzmann, temperature
+from densnet_cli.dynamics.replicas import Evaluate, ReplicaDynamics, maxwell_boltzmann, temperature
 from densnet_cli.errors import InputError
 
 
@@ -60,15 +60,19 @@ class _Records:
                 "positions": self.positions}
 
 
-def run_replicas(evaluate, numbers: np.ndarray, masses: np.ndarray, starts: np.ndarray,
+def run_replicas(evaluate: Evaluate, numbers: np.ndarray, masses: np.ndarray, starts: np.ndarray,
                  out: Path, settings: ReplicaRunSettings, checkpoint_every: int = 1000,
                  progress: bool = True) -> dict[str, np.ndarray]:
     """Run (or resume) the thermalise-then-NVE protocol; returns the records (see module doc).
 
     Args:
         evaluate: model call on positions (B, n, 3) Å (a ModelEvaluator bound to ``numbers``).
+        numbers, masses: (n,) atomic numbers and masses (amu) of the molecule.
         starts: (B, n, 3) Å starting geometries, one per replica.
         out: directory for the checkpoint and the records.
+        settings: the protocol; a checkpoint is resumed only under identical settings.
+        checkpoint_every: steps between checkpoints.
+        progress: print a progress line to stderr at every checkpoint.
     """
     out.mkdir(parents=True, exist_ok=True)
     key = json.dumps({"settings": asdict(settings), "numbers": [int(z) for z in numbers],

@@ -60,14 +60,15 @@ class _Records:
                 "positions": self.positions}
 
 
-def run_replicas(evaluate: Evaluate, numbers: np.ndarray, masses: np.ndarray, starts: np.ndarray,
-                 out: Path, settings: ReplicaRunSettings, checkpoint_every: int = 1000,
+def run_replicas(evaluate: Evaluate, numbers: np.ndarray, masses: np.ndarray,
+                 starts: np.ndarray, out: Path, settings: ReplicaRunSettings, checkpoint_every: int = 1000,
                  progress: bool = True) -> dict[str, np.ndarray]:
     """Run (or resume) the thermalise-then-NVE protocol; returns the records (see module doc).
 
     Args:
         evaluate: model call on positions (B, n, 3) Å (a ModelEvaluator bound to ``numbers``).
-        numbers, masses: (n,) atomic numbers and masses (amu) of the molecule.
+        numbers: (n,) atomic numbers of the molecule.
+        masses: (n,) masses (amu).
         starts: (B, n, 3) Å starting geometries, one per replica.
         out: directory for the checkpoint and the records.
         settings: the protocol; a checkpoint is resumed only under identical settings.

@@ -61,7 +61,8 @@ class _Records:
 
 
 def run_replicas(evaluate: Evaluate, numbers: np.ndarray, masses: np.ndarray,
-                 starts: np.ndarray, out: Path, settings: ReplicaRunSettings, checkpoint_every: int = 1000,
+                 starts: np.ndarray, out: Path, settings: ReplicaRunSettings,
+                 checkpoint_every: int = 1000,
                  progress: bool = True) -> dict[str, np.ndarray]:
     """Run (or resume) the thermalise-then-NVE protocol; returns the records (see module doc).
 

@@ -40,7 +40,7 @@ class ReplicaRunSettings:
 
 def _save_atomic(path: Path, **arrays: np.ndarray) -> None:
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
+    np.savez(tmp, **arrays)  # type: ignore[arg-type]  # (numpy stubs: allow_pickle)
     os.replace(tmp, path)
 
 

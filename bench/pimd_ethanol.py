@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 import uuid
@@ -41,14 +40,13 @@ from densnet_cli.dynamics.replicas import Evaluation, ReplicaDynamics, maxwell_b
 from densnet_cli.spectrum.readers import read_ipi_extras  # noqa: E402
 from densnet_cli.spectrum.run import SpectrumConfig, compute_spectrum  # noqa: E402
 from densnet_cli.units import BOLTZMANN_EV_PER_K  # noqa: E402
-from drivers.ipi_input import ipi_input, socket_forcefield, write_ipi_xyz  # noqa: E402
+from drivers.ipi_input import ipi_input, run_ipi_with_serve, socket_forcefield, write_ipi_xyz  # noqa: E402
 
 OUT = ROOT / "bench/out/pimd_ethanol"
 CLASSICAL = ROOT / "bench/out/md_ethanol"
 RESULTS = ROOT / "bench/results/pimd_ethanol"
 GEOMETRIES = ROOT / "examples/ethanol/ethanol_rmd17_100.xyz"
 HARMONIC = ROOT / "bench/results/harmonic_ethanol.json"
-BIN = Path(sys.executable).parent
 DT_FS = 0.5
 DROP_PS = 0.5  # equilibration of the ring polymer, left out of the spectrum
 BANDS = {"O–H stretch": (3300.0, 4000.0), "C–H stretch": (2700.0, 3300.0),
@@ -90,42 +88,31 @@ def run(args: argparse.Namespace) -> None:
     write_ipi_xyz(thermalised_start(args.model, args.thermalise_ps), OUT / "init.xyz")
     steps = round(args.ps * 1000 / DT_FS)
     socket = f"densnet-pimd-{uuid.uuid4().hex[:8]}"
-    (OUT / "input.xml").write_text(ipi_input(
+    input_xml = ipi_input(
         steps=steps, beads=args.beads, thermostat="trpmd", tau_fs=1000.0, timestep_fs=DT_FS,
         forcefield=socket_forcefield(socket, batch_size=args.beads, latency_s=1e-4),
-        outputs=OUTPUTS, seed=2026))
-    serve = [str(BIN / "densnet"), "serve", str(args.model.resolve()), "--template",
+        outputs=OUTPUTS, seed=2026)
+    serve = [str(args.model.resolve()), "--template",
              "init.xyz", "--unix", socket, "--device", "cpu", "--no-tag-beads",
              "--require-exit", "--stats", "serve_stats.json"]
-    print(f"$ i-pi input.xml & {' '.join(serve[1:])}  ({steps} steps × {args.beads} beads)",
+    print(f"$ i-pi input.xml & densnet serve {' '.join(serve)}  ({steps} steps × "
+          f"{args.beads} beads)",
           file=sys.stderr)
-    start = time.perf_counter()
-    env = {"OMP_NUM_THREADS": "1", "PATH": str(BIN)}
-    with open(OUT / "ipi.log", "w") as ipi_log, open(OUT / "serve.log", "w") as serve_log:
-        ipi = subprocess.Popen([str(BIN / "i-pi"), "input.xml"], cwd=OUT, stdout=ipi_log,
-                               stderr=subprocess.STDOUT, env=env)
-        driver = subprocess.Popen(serve, cwd=OUT, stdout=serve_log, stderr=subprocess.STDOUT,
-                                  env=env)
-        try:
-            while ipi.poll() is None:
-                time.sleep(30)
-                done = _steps_done(OUT / "sim.out")
-                rate = (time.perf_counter() - start) / max(done, 1)
-                print(f"step {done}/{steps}, {1e3 * rate:.0f} ms/step, "
-                      f"~{rate * (steps - done) / 60:.0f} min left", file=sys.stderr, flush=True)
-            driver.wait(timeout=60)
-        finally:
-            for proc in (driver, ipi):
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-            Path(f"/tmp/ipi_{socket}").unlink(missing_ok=True)
-    if ipi.returncode != 0 or driver.returncode != 0:
-        raise SystemExit(f"PIMD failed (i-PI {ipi.returncode}, serve {driver.returncode}); "
-                         f"see {OUT}/ipi.log, {OUT}/serve.log")
+    started = time.perf_counter()
+
+    def progress() -> None:
+        done = _steps_done(OUT / "sim.out")
+        rate = (time.perf_counter() - started) / max(done, 1)
+        print(f"step {done}/{steps}, {1e3 * rate:.0f} ms/step, "
+              f"~{rate * (steps - done) / 60:.0f} min left", file=sys.stderr, flush=True)
+
+    try:
+        wall = run_ipi_with_serve(OUT, input_xml, serve, on_poll=progress)
+    except RuntimeError as exc:
+        raise SystemExit(f"PIMD failed: {exc}") from None
     meta = {"command": "python " + " ".join(sys.argv), "model": str(args.model),
             "beads": args.beads, "steps": steps, "timestep_fs": DT_FS,
-            "wall_s": round(time.perf_counter() - start, 1)}
+            "wall_s": round(wall, 1)}
     write_text(OUT / "run.json", json.dumps(meta, indent=1))
     print(f"done in {meta['wall_s'] / 60:.1f} min", file=sys.stderr)
 

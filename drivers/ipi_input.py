@@ -10,10 +10,17 @@ Thermostats (``thermostat=``):
 - ``"trpmd"``: thermostatted ring-polymer MD: PILE with λ = 0.5 on the internal ring-polymer
   modes and a weak global (SVR) thermostat, time constant ``tau_fs``, on the centroid;
 - ``"pile_l"``: PILE-L (Langevin on every normal mode, λ = 1), for equilibration.
+
+:func:`run_ipi_with_serve` runs i-PI with ``densnet serve`` as its driver and cleans up.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ase import Atoms
@@ -92,3 +99,54 @@ def write_ipi_xyz(atoms: Atoms, path: Path) -> Path:
                                       strict=True)]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def run_ipi_with_serve(work: Path, input_xml: str, serve_args: list[str], *,
+                       timeout_s: float | None = None,
+                       on_poll: Callable[[], None] | None = None, poll_s: float = 30.0
+                       ) -> float:
+    """Run i-PI on ``input_xml`` in ``work`` with ``densnet serve SERVE_ARGS`` as its driver.
+
+    Both processes log to ``work/ipi.log`` and ``work/serve.log`` and run with one OpenMP
+    thread; ``on_poll`` is called every ``poll_s`` seconds while i-PI runs (progress lines).
+    Every process started is killed and the socket file removed, also on errors.
+
+    Returns:
+        The wall time in seconds.
+
+    Raises:
+        RuntimeError: if either process fails or ``timeout_s`` passes; names the logs.
+    """
+    bin_dir = Path(sys.executable).parent
+    (work / "input.xml").write_text(input_xml)
+    socket = serve_args[serve_args.index("--unix") + 1] if "--unix" in serve_args else None
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    start = time.monotonic()
+    ipi = driver = None
+    try:
+        with open(work / "ipi.log", "w") as ipi_log, open(work / "serve.log", "w") as log:
+            ipi = subprocess.Popen([str(bin_dir / "i-pi"), "input.xml"], cwd=work,
+                                   stdout=ipi_log, stderr=subprocess.STDOUT, env=env)
+            driver = subprocess.Popen([str(bin_dir / "densnet"), "serve", *serve_args],
+                                      cwd=work, stdout=log, stderr=subprocess.STDOUT, env=env)
+            while ipi.poll() is None:
+                if timeout_s is not None and time.monotonic() - start > timeout_s:
+                    raise RuntimeError(f"i-PI did not finish within {timeout_s:g} s; see "
+                                       f"{work}/ipi.log and {work}/serve.log")
+                try:
+                    ipi.wait(timeout=poll_s)
+                except subprocess.TimeoutExpired:
+                    if on_poll is not None:
+                        on_poll()
+            driver.wait(timeout=60)
+    finally:
+        for proc in (driver, ipi):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if socket is not None:
+            Path(f"/tmp/ipi_{socket}").unlink(missing_ok=True)
+    if ipi.returncode != 0 or driver.returncode != 0:
+        raise RuntimeError(f"i-PI exited with {ipi.returncode}, densnet serve with "
+                           f"{driver.returncode}; see {work}/ipi.log and {work}/serve.log")
+    return time.monotonic() - start

@@ -35,11 +35,11 @@ from densnet_cli.calculator import DenSNetCalculator, ModelEvaluator  # noqa: E4
 from densnet_cli.data.hdf5 import DensityDataset  # noqa: E402
 from densnet_cli.model.densnet import DenSNet, ModelConfig  # noqa: E402
 from densnet_cli.model.io import save_model  # noqa: E402
+from drivers.ipi_input import socket_forcefield  # noqa: E402
 from tests.serve_data.harness import (  # noqa: E402
     SMALL,
     ethanol_atoms,
     run_ipi,
-    socket_forcefield,
     socket_name,
 )
 

@@ -14,6 +14,7 @@ import pytest
 
 from densnet_cli.data.dipole_stream import read_dipole_stream
 from densnet_cli.errors import DenSNetError
+from drivers.ipi_input import socket_forcefield
 from drivers.potential import Evaluation
 from drivers.protocol import HDRLEN, header
 from drivers.session import NonFiniteError, Session
@@ -25,7 +26,6 @@ from tests.serve_data.harness import (
     make_model,
     run_ipi,
     scripted_server,
-    socket_forcefield,
     socket_name,
     wait_for,
 )

@@ -10,6 +10,7 @@ import pytest
 from densnet_cli.calculator import ModelEvaluator
 from densnet_cli.data.dipole_stream import read_dipole_stream
 from densnet_cli.units import BOHR_TO_ANGSTROM, HARTREE_TO_EV
+from drivers.ipi_input import socket_forcefield
 from tests.serve_data.harness import (
     direct_forcefield,
     ethanol_atoms,
@@ -17,7 +18,6 @@ from tests.serve_data.harness import (
     read_ipi_bin,
     read_ipi_extras,
     run_ipi,
-    socket_forcefield,
     socket_name,
 )
 

@@ -15,6 +15,7 @@ import pytest
 
 from densnet_cli.spectrum.readers import read_inputs
 from densnet_cli.units import BOHR_TO_ANGSTROM, HARTREE_TO_EV, SPEED_OF_LIGHT_CM_PER_FS
+from drivers.ipi_input import ipi_input, socket_forcefield
 from tests.conftest import run_densnet
 
 PES = Path(__file__).parent / "spectrum_data" / "harmonic_dipole_pes.py"
@@ -23,28 +24,8 @@ MASS_AMU = 1.00794  # H, i-PI's mass for the label H
 N_STEPS, DT_FS = 1000, 0.5
 BIN = Path(sys.executable).parent
 
-INPUT_XML = """<simulation verbosity='low' safe_stride='100000'>
-  <output prefix='sim'>
-    <trajectory filename='dipole' stride='1' extra_type='dipole'> extras </trajectory>
-    <trajectory filename='pos' stride='1' format='xyz'> positions{{angstrom}} </trajectory>
-  </output>
-  <total_steps>{steps}</total_steps>
-  <prng><seed>12345</seed></prng>
-  <ffsocket name='drv' mode='unix' pbc='false'><address>{socket}</address></ffsocket>
-  <system>
-    <initialize nbeads='2'>
-      <file mode='xyz'>init.xyz</file>
-      <velocities mode='thermal' units='kelvin'>300</velocities>
-    </initialize>
-    <forces><force forcefield='drv'/></forces>
-    <ensemble><temperature units='kelvin'>300</temperature></ensemble>
-    <motion mode='dynamics'>
-      <fixcom>False</fixcom>
-      <dynamics mode='nve'><timestep units='femtosecond'>{dt}</timestep></dynamics>
-    </motion>
-  </system>
-</simulation>
-"""
+OUTPUTS = """<trajectory filename='dipole' stride='1' extra_type='dipole'> extras </trajectory>
+    <trajectory filename='pos' stride='1' format='xyz'> positions{angstrom} </trajectory>"""
 INIT_XYZ = """1
 # CELL(abcABC): 50.0 50.0 50.0 90.0 90.0 90.0 cell{angstrom} positions{angstrom}
 H 0.10 0.05 -0.08
@@ -62,7 +43,9 @@ def ipi_run(tmp_path_factory) -> Path:
     """Run i-PI + the python driver; returns the run directory with sim.dipole_{0,1}."""
     work = tmp_path_factory.mktemp("ipi")
     socket = f"densnet-spt-{uuid.uuid4().hex[:10]}"
-    (work / "input.xml").write_text(INPUT_XML.format(steps=N_STEPS, socket=socket, dt=DT_FS))
+    (work / "input.xml").write_text(ipi_input(
+        steps=N_STEPS, beads=2, timestep_fs=DT_FS, forcefield=socket_forcefield(socket),
+        outputs=OUTPUTS, fixcom=False))
     (work / "init.xyz").write_text(INIT_XYZ)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     socket_file = Path(f"/tmp/ipi_{socket}")

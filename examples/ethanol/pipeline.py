@@ -25,32 +25,15 @@ from pathlib import Path
 import ase.io
 import numpy as np
 
+from drivers.ipi_input import ipi_input, run_ipi_with_serve, socket_forcefield, write_ipi_xyz
+
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 GEOMETRIES = HERE / "ethanol_rmd17_100.xyz"
 
-IPI_INPUT = """<simulation verbosity='low' safe_stride='100000'>
-  <output prefix='md'>
-    <properties filename='out' stride='10'> [ step, time{{picosecond}}, conserved{{electronvolt}},
-      temperature{{kelvin}}, potential{{electronvolt}} ] </properties>
-    <trajectory filename='dipole' stride='1' extra_type='dipole'> extras </trajectory>
-  </output>
-  <total_steps>{steps}</total_steps>
-  <prng><seed>2026</seed></prng>
-  <ffsocket name='densnet' mode='unix' pbc='false'><address>{socket}</address></ffsocket>
-  <system>
-    <initialize nbeads='1'>
-      <file mode='xyz'>init.xyz</file>
-      <velocities mode='thermal' units='kelvin'>300</velocities>
-    </initialize>
-    <forces><force forcefield='densnet'/></forces>
-    <ensemble><temperature units='kelvin'>300</temperature></ensemble>
-    <motion mode='dynamics'>
-      <dynamics mode='nve'><timestep units='femtosecond'>0.5</timestep></dynamics>
-    </motion>
-  </system>
-</simulation>
-"""
+OUTPUTS = """<properties filename='out' stride='10'> [ step, time{picosecond},
+      conserved{electronvolt}, temperature{kelvin}, potential{electronvolt} ] </properties>
+    <trajectory filename='dipole' stride='1' extra_type='dipole'> extras </trajectory>"""
 
 
 def densnet(*args, threads: int | None = None) -> float:
@@ -68,45 +51,19 @@ def densnet(*args, threads: int | None = None) -> float:
     return time.perf_counter() - start
 
 
-def write_ipi_geometry(path: Path) -> None:
-    """Frame 0 as i-PI xyz (i-PI 3.3 needs a cell in the comment line, even in vacuum)."""
-    atoms = ase.io.read(GEOMETRIES, index=0)
-    lines = [str(len(atoms)),
-             "# CELL(abcABC): 50.0 50.0 50.0 90.0 90.0 90.0 cell{angstrom} positions{angstrom}"]
-    lines += [f"{s} {x:.8f} {y:.8f} {z:.8f}"
-              for s, (x, y, z) in zip(atoms.get_chemical_symbols(), atoms.positions,
-                                      strict=True)]
-    path.write_text("\n".join(lines) + "\n")
-
-
 def run_md(out: Path, model: Path, steps: int, timeout: float) -> float:
     """i-PI NVE with `densnet serve` as the driver; returns the wall time (s)."""
     socket = f"densnet-demo-{uuid.uuid4().hex[:8]}"
-    write_ipi_geometry(out / "init.xyz")
-    (out / "input.xml").write_text(IPI_INPUT.format(steps=steps, socket=socket))
-    start = time.perf_counter()
-    print(f"$ i-pi input.xml & densnet serve {model} --template init.xyz --unix {socket} "
-          f"--dipoles dipoles.txt --timestep 0.5", flush=True)
-    with open(out / "ipi.log", "w") as ipi_log, open(out / "serve.log", "w") as serve_log:
-        ipi = subprocess.Popen([str(BIN / "i-pi"), "input.xml"], cwd=out, stdout=ipi_log,
-                               stderr=subprocess.STDOUT)
-        driver = subprocess.Popen([str(BIN / "densnet"), "serve", str(model.resolve()),
-                                   "--template", "init.xyz", "--unix", socket, "--dipoles",
-                                   "dipoles.txt", "--timestep", "0.5", "--device", "cpu"],
-                                  cwd=out, stdout=serve_log, stderr=subprocess.STDOUT)
-        try:
-            ipi.wait(timeout=timeout)
-            driver.wait(timeout=60)
-        finally:
-            for proc in (driver, ipi):
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-            Path(f"/tmp/ipi_{socket}").unlink(missing_ok=True)
-    if ipi.returncode != 0 or driver.returncode != 0:
-        raise SystemExit(f"MD failed (i-PI exit {ipi.returncode}, serve exit "
-                         f"{driver.returncode}); see {out}/ipi.log and {out}/serve.log")
-    return time.perf_counter() - start
+    write_ipi_xyz(ase.io.read(GEOMETRIES, index=0), out / "init.xyz")
+    xml = ipi_input(steps=steps, forcefield=socket_forcefield(socket), outputs=OUTPUTS,
+                    prefix="md", seed=2026)
+    serve = [str(model.resolve()), "--template", "init.xyz", "--unix", socket, "--dipoles",
+             "dipoles.txt", "--timestep", "0.5", "--device", "cpu"]
+    print(f"$ i-pi input.xml & densnet serve {' '.join(serve)}", flush=True)
+    try:
+        return run_ipi_with_serve(out, xml, serve, timeout_s=timeout)
+    except RuntimeError as exc:
+        raise SystemExit(f"MD failed: {exc}") from None
 
 
 def energy_drift(out: Path) -> tuple[float, float]:

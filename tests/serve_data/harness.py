@@ -23,12 +23,12 @@ from ase import Atoms
 
 from densnet_cli.model.densnet import DenSNet, ModelConfig
 from densnet_cli.model.io import save_model
+from drivers.ipi_input import ipi_input, write_ipi_xyz
 
 BIN = Path(sys.executable).parent
 DENSNET = BIN / "densnet"
 SMALL = ModelConfig(density_features=8, density_layers=1, energy_features=8, energy_layers=1,
                     radial_hidden=8, lmax_edge=2)
-CELL_LINE = "# CELL(abcABC): 50.0 50.0 50.0 90.0 90.0 90.0 cell{angstrom} positions{angstrom}"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -51,56 +51,21 @@ def ethanol_atoms(ethanol, frame: int = 0) -> Atoms:
     return Atoms(numbers=f.numbers, positions=f.positions)
 
 
-def write_ipi_xyz(atoms: Atoms, path: Path) -> Path:
-    """An xyz file i-PI 3.3.1 reads (cell in the comment line) and ASE reads too."""
-    lines = [str(len(atoms)), CELL_LINE]
-    lines += [f"{s} {x:.10f} {y:.10f} {z:.10f}"
-              for s, (x, y, z) in zip(atoms.get_chemical_symbols(), atoms.positions,
-                                      strict=True)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def socket_name() -> str:
     """A socket name no other test (or leftover file) uses."""
     return f"densnet-test-{uuid.uuid4().hex[:12]}"
 
 
-IPI_XML = """<simulation verbosity='low' safe_stride='100000' floatformat='%.17e'>
-  <output prefix='sim'>
+HARNESS_OUTPUTS = """
     <trajectory filename='dipole' stride='1' extra_type='dipole'> extras </trajectory>
     <trajectory filename='pos' stride='1' format='bin'> positions </trajectory>
     <trajectory filename='for' stride='1' format='bin'> forces </trajectory>
-    <properties filename='out' stride='1'> [ step, bead_potentials ] </properties>
-  </output>
-  <total_steps>{steps}</total_steps>
-  <prng><seed>12345</seed></prng>
-  {forcefield}
-  <system>
-    <initialize nbeads='{beads}'>
-      <file mode='xyz'>init.xyz</file>
-      <velocities mode='thermal' units='kelvin'>300</velocities>
-    </initialize>
-    <forces><force forcefield='drv'/></forces>
-    <ensemble><temperature units='kelvin'>300</temperature></ensemble>
-    <motion mode='dynamics'>
-      <dynamics mode='nve'><timestep units='femtosecond'>0.5</timestep></dynamics>
-    </motion>
-  </system>
-</simulation>
-"""
-
-
-def socket_forcefield(name: str, batch_size: int = 1) -> str:
-    """An i-PI <ffsocket> on unix socket ``name`` that stops i-PI if its driver dies."""
-    return (f"<ffsocket name='drv' mode='unix' pbc='false'><address>{name}</address>"
-            f"<batch_size>{batch_size}</batch_size>"
-            f"<exit_on_disconnect>true</exit_on_disconnect></ffsocket>")
+    <properties filename='out' stride='1'> [ step, bead_potentials ] </properties>"""
 
 
 def direct_forcefield(pes: Path, model: Path, template: Path) -> str:
     """An i-PI <ffdirect> running the DenSNet PES plugin in-process."""
-    return (f"<ffdirect name='drv' pbc='false'><pes>custom</pes><pes_path>{pes}</pes_path>"
+    return (f"<ffdirect name='densnet' pbc='false'><pes>custom</pes><pes_path>{pes}</pes_path>"
             f"<parameters>{{model: {model}, template: {template}, device: cpu}}</parameters>"
             f"</ffdirect>")
 
@@ -123,8 +88,8 @@ def run_ipi(work: Path, atoms: Atoms, steps: int, beads: int, forcefield: str,
     Returns return codes and logs: ``ipi_rc``, ``serve_rc``, ``ipi_log``, ``serve_log``.
     """
     write_ipi_xyz(atoms, work / "init.xyz")
-    (work / "input.xml").write_text(IPI_XML.format(steps=steps, beads=beads,
-                                                   forcefield=forcefield))
+    (work / "input.xml").write_text(ipi_input(steps=steps, beads=beads, forcefield=forcefield,
+                                              outputs=HARNESS_OUTPUTS))
     server = driver = None
     try:
         with open(work / "ipi.log", "w") as ipi_log, open(work / "serve.log", "w") as log:

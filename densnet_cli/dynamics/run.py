@@ -21,7 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from densnet_cli.dynamics.replicas import Evaluate, ReplicaDynamics, maxwell_boltzmann, temperature
+from densnet_cli.dynamics.replicas import (
+    Evaluate,
+    ReplicaDynamics,
+    maxwell_boltzmann,
+    remove_com_velocity,
+    temperature,
+)
 from densnet_cli.errors import InputError
 
 
@@ -113,6 +119,11 @@ def run_replicas(evaluate: Evaluate, numbers: np.ndarray, masses: np.ndarray,
             records.positions[:, nve_step // settings.position_stride] = md.positions
 
     def fresh() -> ReplicaDynamics:  # NVE from the end of thermalisation on
+        nonlocal velocities
+        if step == settings.thermalise_steps:
+            # Langevin noise also moves the centre of mass; NVE keeps whatever drift it has,
+            # so remove it: the 3n − 3 internal degrees of freedom then hold k_B T each.
+            velocities = remove_com_velocity(velocities, masses)
         md = dynamics(step < settings.thermalise_steps)
         if step == settings.thermalise_steps:
             record(md, 0)

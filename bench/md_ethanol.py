@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from bench.harmonic import EXPERIMENT, EXPERIMENT_SOURCE  # noqa: E402
 from densnet_cli.calculator import ModelEvaluator  # noqa: E402
 from densnet_cli.data.atomic import save_figure, write_text  # noqa: E402
-from densnet_cli.dynamics.replicas import Evaluation  # noqa: E402
+from densnet_cli.dynamics.replicas import FS, Evaluation  # noqa: E402
 from densnet_cli.dynamics.run import ReplicaRunSettings, run_replicas  # noqa: E402
 from densnet_cli.spectrum.run import SpectrumConfig, compute_spectrum  # noqa: E402
 from densnet_cli.units import BOLTZMANN_EV_PER_K  # noqa: E402
@@ -131,8 +131,15 @@ def report(args: argparse.Namespace) -> None:
     total = data["epot"] + data["ekin"]
     if not np.isfinite(total).all():
         raise SystemExit(f"{OUT}/records.npz is incomplete: rerun `bench/md_ethanol.py run`")
+    # Runs made before the NVE stage removed the centre-of-mass drift carry a constant
+    # translational kinetic energy: measure it from the stored positions and leave it out.
+    masses = data["masses"]
+    com = np.einsum("i,bfij->bfj", masses, data["positions"].astype(float)) / masses.sum()
+    stride_fs = time_fs[-1] / (com.shape[1] - 1)
+    v_com = (com[:, -1] - com[:, 0]) / (stride_fs * (com.shape[1] - 1)) / FS  # ASE units
+    com_kinetic = 0.5 * masses.sum() * np.sum(v_com**2, axis=1)  # (B,) eV
     dof = 3 * len(numbers) - 3
-    temperature = 2 * data["ekin"] / (dof * BOLTZMANN_EV_PER_K)
+    temperature = 2 * (data["ekin"] - com_kinetic[:, None]) / (dof * BOLTZMANN_EV_PER_K)
     n_replicas = total.shape[0]
     duration_ps = float(time_fs[-1]) / 1000.0
     energy = drift(time_fs, total)
@@ -160,6 +167,7 @@ def report(args: argparse.Namespace) -> None:
         "replicas": n_replicas, "nve_ps_per_replica": duration_ps,
         "nve_ps_total": n_replicas * duration_ps,
         "mean_temperature_K": float(temperature.mean()),
+        "centre_of_mass_kinetic_meV": (1e3 * com_kinetic).tolist(),
         "temperature_std_between_replicas_K": float(temperature.mean(axis=1).std()),
         "energy": energy, "stability": checks,
         "spectrum": {"correction": "harmonic", "max_lag_fs": args.max_lag,
@@ -188,8 +196,11 @@ def markdown(r: dict) -> str:
         f"**{r['nve_ps_total']:g} ps of NVE**", "",
         "## Energy conservation and stability", "",
         "| quantity | value |", "|---|---|",
-        f"| mean temperature (NVE) | {r['mean_temperature_K']:.1f} K (replica means spread "
+        f"| mean temperature (NVE, 3n − 3 internal degrees of freedom) | "
+        f"{r['mean_temperature_K']:.1f} K (replica means spread "
         f"{r['temperature_std_between_replicas_K']:.1f} K) |",
+        "| centre-of-mass kinetic energy left by the Langevin stage (constant, excluded) | "
+        + ", ".join(f"{x:.1f}" for x in r["centre_of_mass_kinetic_meV"]) + " meV |",
         f"| conserved-energy drift, mean abs over replicas | {e['mean_abs_meV_per_ps']:.3f} "
         "meV/ps |",
         f"| largest abs drift of a replica | {e['max_abs_meV_per_ps']:.3f} meV/ps |",

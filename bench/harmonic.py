@@ -12,7 +12,8 @@ whole pipeline (~80 s): ``--basis sto-3g --grid-level 1 --conv-tol 1e-9 --out /t
 rMD17 frame 0 relaxes to gauche ethanol; ``--hydroxyl-dihedral 180`` starts from trans ethanol,
 the conformer of the experimental fundamentals.
 
-Experimental fundamentals are NIST CCCBDB's list for ethanol (see ``EXPERIMENT``).
+Experimental bands: ``--experiment`` picks a list of bench/experiment.py (NIST CCCBDB's
+fundamentals for ethanol).
 """
 
 from __future__ import annotations
@@ -27,11 +28,7 @@ import ase.io
 import numpy as np
 from ase import Atoms
 
-from densnet_cli.analysis.comparison import (
-    Band,
-    ComparisonReport,
-    write_comparison,
-)
+from densnet_cli.analysis.comparison import ComparisonReport, write_comparison
 from densnet_cli.analysis.harmonic import (
     HarmonicResult,
     PySCFCalculator,
@@ -43,25 +40,9 @@ from densnet_cli.data.atomic import write_text
 from densnet_cli.reference.dft import LevelOfTheory
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-# NIST Computational Chemistry Comparison and Benchmark Database, Release 22 (May 2022),
-# "Experimental data for CH3CH2OH (Ethanol)", vibrational levels (fundamentals, Cs trans
-# conformer): https://cccbdb.nist.gov/exp2x.asp?casno=64175&charge=0 .  Band descriptions are
-# CCCBDB's own where it gives one; the others are left as mode number and symmetry.  CCCBDB
-# marks the O–H stretch as an argon-matrix value (1998Cou/Bou); the gas-phase band lies higher.
-EXPERIMENT_SOURCE = ("NIST CCCBDB Release 22 (May 2022), experimental vibrational fundamentals "
-                     "of ethanol, https://cccbdb.nist.gov/exp2x.asp?casno=64175&charge=0")
-EXPERIMENT = [
-    Band(3653, "ν1 A′ OH stretch", "argon matrix (CCCBDB: 1998Cou/Bou)"),
-    Band(2991, "ν14 A″ CH stretch"), Band(2984, "ν2 A′ CH stretch"),
-    Band(2939, "ν3 A′ CH stretch"), Band(2910, "ν15 A″ CH stretch"),
-    Band(2900, "ν4 A′ CH stretch"),
-    Band(1490, "ν5 A′"), Band(1464, "ν6 A′"), Band(1446, "ν16 A″"), Band(1412, "ν7 A′"),
-    Band(1371, "ν8 A′"), Band(1275, "ν17 A″"), Band(1256, "ν9 A′"), Band(1161, "ν18 A″"),
-    Band(1091, "ν10 A′"), Band(1028, "ν11 A′"), Band(888, "ν12 A′"), Band(812, "ν19 A″"),
-    Band(417, "ν13 A′"), Band(251, "ν20 A″ internal rotation", "CCCBDB: 1975Dur/Buc"),
-    Band(200, "ν21 A″"),
-]
+from bench.experiment import EXPERIMENTS  # noqa: E402
 
 
 def hydroxyl_atoms(atoms: Atoms) -> tuple[int, int, int, int] | None:
@@ -122,6 +103,8 @@ def main() -> None:
     parser.add_argument("--fmax", type=float, default=1e-4, help="eV/Å, both optimisations")
     parser.add_argument("--delta", type=float, default=0.005, help="finite-difference step, Å")
     parser.add_argument("--device", default="cpu", help="model device: cpu, cuda or auto")
+    parser.add_argument("--experiment", choices=sorted(EXPERIMENTS), default="ethanol",
+                        help="experimental band list of bench/experiment.py")
     parser.add_argument("--reference-cache", type=Path, default=None,
                         help="JSON file of the PySCF analysis: read if it exists (same start, "
                              "level and settings), else written after computing it")
@@ -176,8 +159,9 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     summary = write_comparison(args.out, ComparisonReport(
-        model=model, reference=reference, names=("DenSNet", "PySCF"), experiment=EXPERIMENT,
-        experiment_source=EXPERIMENT_SOURCE, metadata=metadata))
+        model=model, reference=reference, names=("DenSNet", "PySCF"),
+        experiment=EXPERIMENTS[args.experiment][0],
+        experiment_source=EXPERIMENTS[args.experiment][1], metadata=metadata))
     print(f"wrote {args.out}.md, .json, .png")
     print(f"mean |Δν| {summary['mean_absolute_difference_cm1']:.1f} cm⁻¹, largest "
           f"{summary['max_absolute_difference_cm1']:.1f} cm⁻¹; median intensity ratio "

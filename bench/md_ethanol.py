@@ -32,7 +32,8 @@ from ase.data import chemical_symbols, covalent_radii
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.harmonic import EXPERIMENT, EXPERIMENT_SOURCE  # noqa: E402
+from bench.experiment import ETHANOL as EXPERIMENT  # noqa: E402
+from bench.experiment import ETHANOL_SOURCE as EXPERIMENT_SOURCE  # noqa: E402
 from densnet_cli.calculator import ModelEvaluator  # noqa: E402
 from densnet_cli.data.atomic import save_figure, write_text  # noqa: E402
 from densnet_cli.dynamics.replicas import FS, Evaluation  # noqa: E402

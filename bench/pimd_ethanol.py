@@ -33,7 +33,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.harmonic import EXPERIMENT  # noqa: E402
+from bench.experiment import ETHANOL as EXPERIMENT  # noqa: E402
 from densnet_cli.calculator import ModelEvaluator  # noqa: E402
 from densnet_cli.data.atomic import save_figure, write_text  # noqa: E402
 from densnet_cli.dynamics.replicas import Evaluation, ReplicaDynamics, maxwell_boltzmann  # noqa: E402

@@ -1,18 +1,23 @@
-r"""NVE molecular dynamics of ethanol with a trained model: stability, energy drift, IR spectrum.
+r"""NVE molecular dynamics with a trained model: stability, energy drift, IR spectrum.
 
-    python bench/md_ethanol.py run [--model bench/results/models/delta_800.pt] [--replicas 8]
-    python bench/md_ethanol.py report
+    python bench/md_nve.py run [--model bench/results/models/delta_800.pt] [--replicas 8]
+    python bench/md_nve.py report
 
-``run``: B replicas (rMD17 frames spread over the training part as starts), each thermalised
+The defaults are the ethanol validation (issue #6); ``--starts``, ``--out``, ``--results``,
+``--harmonic`` and ``--experiment`` point the same protocol at another molecule (issue #7).
+
+``run``: B replicas (frames spread over ``--starts``; rMD17 training frames for ethanol), each
+thermalised
 by Langevin dynamics at 300 K (γ = 10 ps⁻¹, 2 ps, not recorded), then NVE with velocity Verlet
 at 0.5 fs (12.5 ps each: 100 ps in all with 8 replicas).  All replicas go through the model in
-one call per step (densnet_cli.dynamics); resumable from ``bench/out/md_ethanol/checkpoint.npz``.
+one call per step (densnet_cli.dynamics); resumable from ``OUT/checkpoint.npz``.
 
 ``report``: conserved-energy drift per replica (linear fit, meV/ps), temperature, bond-length
 statistics and a connectivity check on every stored frame (every 10 fs), and the IR spectrum
 of all replicas (``densnet spectrum``'s code, harmonic quantum correction, absolute units) with
 its peak table next to the harmonic analysis of ``bench/harmonic.py`` (model and PySCF) and the
-NIST CCCBDB gas-phase fundamentals.  Writes bench/results/md_ethanol.{md,json,png}.
+experimental gas-phase bands of bench/experiment.py.  Writes RESULTS.{md,json,png}
+(bench/results/md_ethanol.* by default).
 """
 
 from __future__ import annotations
@@ -32,8 +37,7 @@ from ase.data import chemical_symbols, covalent_radii
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.experiment import ETHANOL as EXPERIMENT  # noqa: E402
-from bench.experiment import ETHANOL_SOURCE as EXPERIMENT_SOURCE  # noqa: E402
+from bench.experiment import EXPERIMENTS  # noqa: E402
 from densnet_cli.calculator import ModelEvaluator  # noqa: E402
 from densnet_cli.data.atomic import save_figure, write_text  # noqa: E402
 from densnet_cli.dynamics.replicas import FS, Evaluation  # noqa: E402
@@ -43,19 +47,19 @@ from densnet_cli.units import BOLTZMANN_EV_PER_K  # noqa: E402
 
 OUT = ROOT / "bench/out/md_ethanol"
 RESULTS = ROOT / "bench/results/md_ethanol"
-GEOMETRIES = ROOT / "examples/ethanol/ethanol_rmd17_100.xyz"  # rMD17 frames 0-99 (training)
+STARTS = ROOT / "examples/ethanol/ethanol_rmd17_100.xyz"  # rMD17 frames 0-99 (training)
 HARMONIC = ROOT / "bench/results/harmonic_ethanol.json"
 BOND_FACTOR = 1.25  # a pair is bonded when closer than this × the sum of covalent radii
 
 
 def run(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    frames = ase.io.read(GEOMETRIES, index=":")
+    frames = ase.io.read(args.starts, index=":")
     picks = np.linspace(0, len(frames) - 1, args.replicas).round().astype(int)
     starts = np.stack([frames[i].positions for i in picks])
     atoms = frames[0]
     evaluator = ModelEvaluator(args.model, device=args.device)
-    evaluator.check_species(atoms.numbers, str(GEOMETRIES))
+    evaluator.check_species(atoms.numbers, str(args.starts))
 
     def evaluate(positions: np.ndarray) -> Evaluation:
         p = evaluator(atoms.numbers, positions)
@@ -66,13 +70,18 @@ def run(args: argparse.Namespace) -> None:
         thermalise_steps=round(args.thermalise_ps * 2000),
         nve_steps=round(args.nve_ps * 2000), seed=args.seed)
     started = time.perf_counter()
-    run_replicas(evaluate, atoms.numbers, atoms.get_masses(), starts, OUT, settings)
+    run_replicas(evaluate, atoms.numbers, atoms.get_masses(), starts, args.out, settings)
     meta = {"command": "python " + " ".join(sys.argv), "model": str(args.model),
-            "starts": f"{GEOMETRIES.relative_to(ROOT)} frames {picks.tolist()}",
+            "starts": f"{_relative(args.starts)} frames {picks.tolist()}",
             "settings": asdict(settings), "torch threads": args.threads,
             "wall seconds (this invocation)": round(time.perf_counter() - started, 1)}
-    write_text(OUT / "run.json", json.dumps(meta, indent=1))
-    print(f"wrote {OUT}/records.npz")
+    write_text(args.out / "run.json", json.dumps(meta, indent=1))
+    print(f"wrote {args.out}/records.npz")
+
+
+def _relative(path: Path) -> str:
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def bonds(numbers: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -126,12 +135,13 @@ def nearest(value: float, candidates: list[float]) -> float:
 
 
 def report(args: argparse.Namespace) -> None:
-    data = np.load(OUT / "records.npz")
-    run_meta = json.loads((OUT / "run.json").read_text())
+    out, results = args.out, args.results
+    data = np.load(out / "records.npz")
+    run_meta = json.loads((out / "run.json").read_text())
     numbers, time_fs = data["numbers"], data["time_fs"]
     total = data["epot"] + data["ekin"]
     if not np.isfinite(total).all():
-        raise SystemExit(f"{OUT}/records.npz is incomplete: rerun `bench/md_ethanol.py run`")
+        raise SystemExit(f"{out}/records.npz is incomplete: rerun `bench/md_nve.py run`")
     # Runs made before the NVE stage removed the centre-of-mass drift carry a constant
     # translational kinetic energy: measure it from the stored positions and leave it out.
     masses = data["masses"]
@@ -146,16 +156,17 @@ def report(args: argparse.Namespace) -> None:
     energy = drift(time_fs, total)
     checks = stability(numbers, data["positions"])
 
-    inputs = tuple(sorted(OUT.glob("replica_*.dipole.npy")))
+    inputs = tuple(sorted(out.glob("replica_*.dipole.npy")))
     spectrum = compute_spectrum(SpectrumConfig(
-        inputs=inputs, output=RESULTS.with_suffix(".csv"), max_lag=args.max_lag,
+        inputs=inputs, output=results.with_suffix(".csv"), max_lag=args.max_lag,
         temperature=300.0, intensity="absolute", min_wavenumber=100.0, max_wavenumber=4000.0,
         peak_threshold=0.02))
-    harmonic = json.loads(HARMONIC.read_text())
+    harmonic = json.loads(args.harmonic.read_text())
+    bands, experiment_source = EXPERIMENTS[args.experiment]
     modes = harmonic["modes"]
     pyscf = [m["reference_cm1"] for m in modes]
     model = [m["model_cm1"] for m in modes]
-    experiment = [b.wavenumber_cm1 for b in EXPERIMENT]
+    experiment = [b.wavenumber_cm1 for b in bands]
     peaks = []
     for p in sorted(spectrum.peaks, key=lambda p: p.position_cm1):
         ref, mod, exp = (nearest(p.position_cm1, c) for c in (pyscf, model, experiment))
@@ -164,6 +175,7 @@ def report(args: argparse.Namespace) -> None:
                       "pyscf_harmonic_cm1": ref, "md_minus_pyscf": p.position_cm1 - ref,
                       "experiment_cm1": exp, "md_minus_experiment": p.position_cm1 - exp})
     result = {
+        "molecule": args.experiment,
         "run": run_meta, "report command": "python " + " ".join(sys.argv),
         "replicas": n_replicas, "nve_ps_per_replica": duration_ps,
         "nve_ps_total": n_replicas * duration_ps,
@@ -174,19 +186,20 @@ def report(args: argparse.Namespace) -> None:
         "spectrum": {"correction": "harmonic", "max_lag_fs": args.max_lag,
                      "resolution_cm1": spectrum.lineshape.grid.resolution_cm1,
                      "peaks": peaks},
-        "harmonic_source": str(HARMONIC.relative_to(ROOT)),
-        "experiment_source": EXPERIMENT_SOURCE,
+        "harmonic_source": _relative(args.harmonic),
+        "experiment_source": experiment_source,
     }
-    write_text(RESULTS.with_suffix(".json"), json.dumps(result, indent=1))
-    write_text(RESULTS.with_suffix(".md"), markdown(result))
-    plot(RESULTS.with_suffix(".png"), time_fs, total, temperature, spectrum, modes, experiment)
+    write_text(results.with_suffix(".json"), json.dumps(result, indent=1))
+    write_text(results.with_suffix(".md"), markdown(result))
+    plot(results.with_suffix(".png"), time_fs, total, temperature, spectrum, modes, experiment)
     print(markdown(result))
 
 
 def markdown(r: dict) -> str:
     e, s = r["energy"], r["stability"]
     lines = [
-        "# Ethanol NVE with DenSNet: stability, energy conservation, IR spectrum", "",
+        f"# {r['molecule'].capitalize()} NVE with DenSNet: stability, energy conservation, "
+        "IR spectrum", "",
         f"Run: `{r['run']['command']}`  ",
         f"Report: `{r['report command']}`  ",
         f"Model: `{r['run']['model']}`; starts: {r['run']['starts']}  ",
@@ -218,9 +231,9 @@ def markdown(r: dict) -> str:
         "## IR spectrum (all replicas, harmonic quantum correction)", "",
         f"Resolution ~{r['spectrum']['resolution_cm1']:.1f} cm⁻¹ (max lag "
         f"{r['spectrum']['max_lag_fs']:g} fs).  Each MD peak is listed with the nearest "
-        "harmonic mode of the model and of PySCF PBE/def2-SVP (trans ethanol, "
-        f"`{r['harmonic_source']}`) and the nearest experimental fundamental "
-        f"({r['experiment_source']}).  MD samples trans and gauche ethanol and anharmonic "
+        "harmonic mode of the model and of PySCF PBE/def2-SVP "
+        f"(`{r['harmonic_source']}`) and the nearest experimental band "
+        f"({r['experiment_source']}).  MD samples every conformer it reaches and anharmonic "
         "motion at 300 K; the harmonic columns are one conformer's normal modes.", "",
         "| MD peak cm⁻¹ | km/mol | model harm. | Δ | PySCF harm. | Δ | experiment | Δ |",
         "|---|---|---|---|---|---|---|---|",
@@ -252,7 +265,7 @@ def plot(path: Path, time_fs, total, temperature, spectrum, modes, experiment) -
                   lw=1.5, label="PySCF harmonic (scaled)" if i == 0 else None)
     for i, x in enumerate(experiment):
         ax.axvline(x, color="tab:red", ls=":", lw=0.8,
-                   label="experiment (CCCBDB)" if i == 0 else None)
+                   label="experiment" if i == 0 else None)
     ax.set(xlabel="wavenumber (cm⁻¹)", ylabel="km mol⁻¹ (cm⁻¹)⁻¹", xlim=(100, 4000),
            title="IR spectrum: MD (harmonic correction) vs harmonic PySCF vs experiment")
     ax.legend(fontsize=8)
@@ -264,6 +277,9 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run")
     r.add_argument("--model", type=Path, default=ROOT / "bench/results/models/delta_800.pt")
+    r.add_argument("--starts", type=Path, default=STARTS,
+                   help="frames (any ASE format) the replicas start from, spread evenly")
+    r.add_argument("--out", type=Path, default=OUT, help="work directory")
     r.add_argument("--replicas", type=int, default=8)
     r.add_argument("--thermalise-ps", type=float, default=2.0)
     r.add_argument("--nve-ps", type=float, default=12.5)
@@ -273,6 +289,11 @@ def main() -> None:
     r.add_argument("--device", default="cpu")
     p = sub.add_parser("report")
     p.add_argument("--max-lag", type=float, default=1000.0, help="fs")
+    p.add_argument("--out", type=Path, default=OUT, help="work directory of the run")
+    p.add_argument("--results", type=Path, default=RESULTS, help="output prefix")
+    p.add_argument("--harmonic", type=Path, default=HARMONIC,
+                   help="bench/harmonic.py JSON of the same molecule")
+    p.add_argument("--experiment", choices=sorted(EXPERIMENTS), default="ethanol")
     args = parser.parse_args()
     run(args) if args.command == "run" else report(args)
 

@@ -1,0 +1,242 @@
+r"""The ethanethiol / resorcinol validations of issue #7, stage by stage, resumably.
+
+    python bench/validate_molecule.py ethanethiol [STAGE ...]
+
+Stages (all by default, in this order; each skips what its outputs already hold):
+
+- ``sample``: ``densnet sample`` of the molecule (PySCF PBE/def2-SVP optimisation + Hessian of
+  each conformer, normal-mode sampling at 300 K and at 600 K for wider coverage);
+- ``label``: ``densnet fit-density`` of the samples (PBE/def2-SVP, as ethanol), one HDF5 file
+  per temperature in bench/data/NAME/;
+- ``train``: ``densnet train`` with the rMD17 benchmark's architecture and schedule;
+- ``harmonic``: ``bench/harmonic.py``: model vs PySCF normal modes and IR intensities;
+- ``md``: ``bench/md_nve.py run``: 4 replicas × 12.5 ps of NVE (50 ps) from 300 K samples;
+- ``heldout``: 12 frames spread over the NVE trajectories, labelled by ``densnet fit-density``
+  and scored by ``densnet evaluate``: what MD visits vs what the model learnt;
+- ``report``: ``bench/md_nve.py report`` (drift, stability, spectrum vs harmonic and
+  experiment) and bench/results/NAME_validation.md gathering everything.
+
+Data (samples, labelled HDF5 files) go to bench/data/NAME/, models to bench/results/models/,
+reports to bench/results/, scratch to bench/out/NAME/.  Every command is printed as run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ase.io
+import numpy as np
+from ase import Atoms
+from ase.build import molecule
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ARCH = ["--density-features", "16", "--density-layers", "2", "--energy-features", "16",
+        "--energy-layers", "2", "--radial-hidden", "16"]
+SCHEDULE = ["--lr", "5e-3", "--early-stopping", "30", "--epochs-density", "300",
+            "--epochs-energy", "80"]
+STAGES = ["sample", "label", "train", "harmonic", "md", "heldout", "report"]
+HELDOUT_FRAMES = 12
+
+
+def resorcinol() -> Atoms:
+    """Benzene-1,3-diol built from ASE's benzene: two meta H replaced by planar O–H groups."""
+    atoms = molecule("C6H6")
+    carbons = [i for i, z in enumerate(atoms.numbers) if z == 6]
+    hydrogens = [i for i, z in enumerate(atoms.numbers) if z == 1]
+    d = atoms.get_all_distances()
+    h_of = {c: min(hydrogens, key=lambda h: d[c, h]) for c in carbons}
+    c1 = carbons[0]
+    c3 = max((c for c in carbons if 2.3 < d[c1, c] < 2.6), key=lambda c: c)  # a meta carbon
+    centre = atoms.positions[carbons].mean(axis=0)
+    new = atoms.copy()
+    remove = []
+    for c in (c1, c3):
+        out = atoms.positions[c] - centre
+        out /= np.linalg.norm(out)
+        o = atoms.positions[c] + 1.36 * out
+        # O–H in the ring plane at 109° to C–O, pointing away from the other OH (anti/anti).
+        tangent = np.cross(np.cross(out, atoms.positions[c3 if c == c1 else c1] - centre), out)
+        tangent /= np.linalg.norm(tangent)
+        h = o + 0.97 * (np.cos(np.radians(71)) * out - np.sin(np.radians(71)) * tangent)
+        new += Atoms("OH", positions=[o, h])
+        remove.append(h_of[c])
+    del new[remove]
+    return new
+
+
+@dataclass(frozen=True)
+class Molecule:
+    name: str
+    build: object  # () -> Atoms
+    conformers: list[str] = field(default_factory=list)  # densnet sample --dihedral values
+    samples: tuple[tuple[float, int], ...] = ((300.0, 160), (600.0, 80))  # (K, frames)
+    harmonic_start: str = ""  # a --dihedral setting for the harmonic check's start
+    experiment: str = ""
+
+
+MOLECULES = {
+    # atoms of ASE's CH3CH2SH: C0 C1 S2 H3(S) ...; C–C–S–H 180° is trans, ±65° gauche
+    "ethanethiol": Molecule("ethanethiol", lambda: molecule("CH3CH2SH"),
+                            conformers=["0,1,2,3=65"], experiment="ethanethiol"),
+    "resorcinol": Molecule("resorcinol", resorcinol, samples=((300.0, 120), (600.0, 60)),
+                           experiment="resorcinol"),
+}
+
+
+def run(*command: object, log: Path | None = None) -> None:
+    """Run a command (printed first); stop with its exit code if it fails."""
+    args = [str(c) for c in command]
+    print("$ " + " ".join(args), flush=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if log is None:
+        code = subprocess.run(args, env=env).returncode
+    else:
+        with open(log, "a") as f:
+            code = subprocess.run(args, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        raise SystemExit(f"failed with exit code {code}" + (f"; see {log}" if log else ""))
+
+
+class Paths:
+    def __init__(self, name: str) -> None:
+        self.data = ROOT / "bench/data" / name
+        self.work = ROOT / "bench/out" / name
+        self.model = ROOT / "bench/results/models" / f"{name}.pt"
+        self.results = ROOT / "bench/results"
+        self.start = self.data / f"{name}.xyz"
+        for d in (self.data, self.work):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def samples(self, kelvin: float) -> Path:
+        return self.data / f"samples_{kelvin:.0f}K.xyz"
+
+    def dataset(self, kelvin: float) -> Path:
+        return self.data / f"samples_{kelvin:.0f}K.h5"
+
+
+def stage_sample(m: Molecule, p: Paths) -> None:
+    if not p.start.exists():
+        ase.io.write(p.start, m.build())
+    for seed, (kelvin, n) in enumerate(m.samples, start=1):
+        if p.samples(kelvin).exists():
+            continue
+        dihedrals = [x for c in m.conformers for x in ("--dihedral", c)]
+        run(BIN / "densnet", "sample", p.start, "-o", p.samples(kelvin), "--n-samples", n,
+            "--temperature", kelvin, *dihedrals, "--seed", seed, "--threads", 1,
+            "--cache-dir", p.work / "cache")
+
+
+def stage_label(m: Molecule, p: Paths) -> None:
+    for kelvin, _ in m.samples:
+        if not p.dataset(kelvin).exists():
+            run(BIN / "densnet", "fit-density", p.samples(kelvin), "-o", p.dataset(kelvin))
+
+
+def stage_train(m: Molecule, p: Paths) -> None:
+    if p.model.exists():
+        return
+    resume = ["--resume"] if p.model.with_name(p.model.name + ".ckpt").exists() else []
+    run(BIN / "densnet", "train", *[p.dataset(k) for k, _ in m.samples], "-o", p.model, *ARCH,
+        *SCHEDULE, "--val-fraction", "0.1", "--no-progress", *resume)
+
+
+def stage_harmonic(m: Molecule, p: Paths) -> None:
+    out = p.results / f"harmonic_{m.name}"
+    if out.with_suffix(".json").exists():
+        return
+    run(sys.executable, ROOT / "bench/harmonic.py", "--model", p.model, "--geometry", p.start,
+        "--threads", 1, "--experiment", m.experiment, "--reference-cache",
+        p.work / "harmonic_pyscf.json", "--out", out)
+
+
+def stage_md(m: Molecule, p: Paths) -> None:
+    if (p.work / "md" / "records.npz").exists():
+        return
+    run(sys.executable, ROOT / "bench/md_nve.py", "run", "--model", p.model, "--starts",
+        p.samples(m.samples[0][0]), "--out", p.work / "md", "--replicas", 4, "--nve-ps", 12.5)
+
+
+def stage_heldout(m: Molecule, p: Paths) -> None:
+    frames_file = p.data / "md_heldout.xyz"
+    dataset = p.data / "md_heldout.h5"
+    report = p.results / f"{m.name}_heldout.json"
+    if not frames_file.exists():
+        records = np.load(p.work / "md" / "records.npz")
+        positions = records["positions"]  # (B, F, n, 3), every 10 fs
+        numbers = records["numbers"]
+        n_rep, n_frames = positions.shape[:2]
+        picks = [(k % n_rep, int(f)) for k, f in enumerate(
+            np.linspace(n_frames // 4, n_frames - 1, HELDOUT_FRAMES).round())]
+        frames = [Atoms(numbers=numbers, positions=positions[r, f].astype(float))
+                  for r, f in picks]
+        ase.io.write(frames_file, frames)
+    if not dataset.exists():
+        run(BIN / "densnet", "fit-density", frames_file, "-o", dataset)
+    if not report.exists():
+        run(BIN / "densnet", "evaluate", p.model, dataset, "--report", report,
+            "--density-frames", HELDOUT_FRAMES, "--dft-frames", HELDOUT_FRAMES, "--no-progress")
+
+
+def stage_report(m: Molecule, p: Paths) -> None:
+    md_results = p.results / f"md_{m.name}"
+    run(sys.executable, ROOT / "bench/md_nve.py", "report", "--out", p.work / "md",
+        "--results", md_results, "--harmonic", p.results / f"harmonic_{m.name}.json",
+        "--experiment", m.experiment)
+    md = json.loads(md_results.with_suffix(".json").read_text())
+    harmonic = json.loads((p.results / f"harmonic_{m.name}.json").read_text())["summary"]
+    heldout = json.loads((p.results / f"{m.name}_heldout.json").read_text())
+    training = [json.loads(line) for line in
+                p.model.with_name(p.model.name + ".log.jsonl").read_text().splitlines()]
+    lines = [f"# {m.name.capitalize()}: DenSNet validation (issue #7)", "",
+             f"Command: `python bench/validate_molecule.py {m.name}`", "",
+             "| step | result |", "|---|---|",
+             "| data | " + ", ".join(f"{n} normal-mode samples at {k:g} K" for k, n in m.samples)
+             + f" (conformers: input + {len(m.conformers)}), PBE/def2-SVP, bench/data/{m.name}/ |",
+             f"| training | `{p.model.relative_to(ROOT)}`, {len(training)} logged epochs |",
+             f"| harmonic vs PySCF | mean abs Δν {harmonic['mean_absolute_difference_cm1']:.1f} "
+             f"cm⁻¹, largest {harmonic['max_absolute_difference_cm1']:.1f}, median intensity "
+             f"ratio {harmonic['median_intensity_ratio']:.2f} (harmonic_{m.name}.md) |",
+             f"| NVE | {md['nve_ps_total']:g} ps, mean abs drift "
+             f"{md['energy']['mean_abs_meV_per_ps']:.3f} meV/ps, "
+             f"{md['stability']['frames_with_changed_connectivity']} frames with a changed bond "
+             f"graph, mean T {md['mean_temperature_K']:.0f} K (md_{m.name}.md) |",
+             f"| held-out frames from the NVE run ({HELDOUT_FRAMES}) | "
+             + held_out_line(heldout) + " |", ""]
+    (p.results / f"{m.name}_validation.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def held_out_line(report: dict) -> str:
+    keys = [("energy_mae_meV_per_atom", "E MAE {:.2f} meV/atom"),
+            ("force_mae_meV_per_A", "F MAE {:.1f} meV/Å"), ("dipole_mae_D", "μ MAE {:.4f} D"),
+            ("density_l1_percent", "density L1 vs fit {:.2f} %"),
+            ("density_l1_vs_dft_percent", "density L1 vs DFT {:.2f} %")]
+    found = report.get("metrics", report)
+    return ", ".join(fmt.format(found[k]) for k, fmt in keys if k in found)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("molecule", choices=sorted(MOLECULES))
+    parser.add_argument("stages", nargs="*", metavar="STAGE", help=f"of {', '.join(STAGES)}")
+    args = parser.parse_args()
+    unknown = set(args.stages) - set(STAGES)
+    if unknown:
+        parser.error(f"unknown stage(s) {', '.join(sorted(unknown))}: use {', '.join(STAGES)}")
+    args.stages = args.stages or STAGES
+    m, p = MOLECULES[args.molecule], Paths(args.molecule)
+    for stage in STAGES:
+        if stage in args.stages:
+            print(f"== {m.name}: {stage}", flush=True)
+            globals()[f"stage_{stage}"](m, p)
+
+
+if __name__ == "__main__":
+    main()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from densnet_cli import __version__
+from densnet_cli.cli.active_learn import active_learn
 from densnet_cli.cli.build import build_oligothiophene
 from densnet_cli.cli.evaluate import evaluate_command
 from densnet_cli.cli.fit_density import fit_density
@@ -50,3 +51,4 @@ main.add_command(spectrum)
 main.add_command(train)
 main.add_command(serve)
 main.add_command(build_oligothiophene)
+main.add_command(active_learn)

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 
 @contextmanager
 def atomic_output(path: str | Path, suffix: str = "") -> Iterator[Path]:
@@ -38,3 +40,9 @@ def save_figure(fig, path: str | Path) -> None:
     """Save a matplotlib figure as PNG (at the figure's dpi) atomically."""
     with atomic_output(path, ".png") as tmp:
         fig.savefig(tmp, format="png")
+
+
+def save_npz(path: str | Path, arrays: dict) -> None:
+    """Save named arrays as an uncompressed ``.npz`` (no pickles) atomically."""
+    with atomic_output(path, ".npz") as tmp:
+        np.savez(tmp, **arrays)

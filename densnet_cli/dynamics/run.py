@@ -13,7 +13,6 @@ records go to ``<out>/records.npz`` (plus one ``replica_K.dipole.npy`` per repli
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from densnet_cli.data.atomic import save_npz
 from densnet_cli.dynamics.replicas import (
     Evaluate,
     ReplicaDynamics,
@@ -42,12 +42,6 @@ class ReplicaRunSettings:
     nve_steps: int = 20000
     position_stride: int = 20
     seed: int = 2026
-
-
-def _save_atomic(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)  # type: ignore[arg-type]  # (numpy stubs: allow_pickle)
-    os.replace(tmp, path)
 
 
 class _Records:
@@ -141,10 +135,10 @@ def run_replicas(evaluate: Evaluate, numbers: np.ndarray, masses: np.ndarray,
             record(md, step - settings.thermalise_steps)
         if step % checkpoint_every == 0 or step == total_steps:
             positions, velocities = md.positions, md.velocities
-            _save_atomic(checkpoint, key=np.array(key), step=np.array(step),
+            save_npz(checkpoint, dict(key=np.array(key), step=np.array(step),
                          state_positions=positions, state_velocities=velocities,
                          rng=np.array(json.dumps(rng.bit_generator.state)),
-                         **records.arrays())
+                         **records.arrays()))
             md = fresh()
             if progress:
                 rate = (time.perf_counter() - started) / max(step - started_step, 1)
@@ -158,6 +152,6 @@ def run_replicas(evaluate: Evaluate, numbers: np.ndarray, masses: np.ndarray,
     for k in range(n_replicas):
         np.save(out / f"replica_{k}.dipole.npy",
                 np.column_stack([time_fs, arrays["dipole"][k]]))
-    _save_atomic(out / "records.npz", time_fs=time_fs, numbers=np.asarray(numbers),
-                 masses=np.asarray(masses), **arrays)
+    save_npz(out / "records.npz", dict(time_fs=time_fs, numbers=np.asarray(numbers),
+                                       masses=np.asarray(masses), **arrays))
     return arrays

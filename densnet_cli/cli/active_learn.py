@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from densnet_cli.active.loop import ActiveLearningConfig, level_option, run_active_learning
-from densnet_cli.cli.train import _options as training_options
+from densnet_cli.cli.train import training_options
 from densnet_cli.reference.dft import LevelOfTheory
 from densnet_cli.training.config import TrainConfig
 

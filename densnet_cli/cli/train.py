@@ -49,7 +49,7 @@ HELP = {
 }
 
 
-def _options(command):
+def training_options(command):
     """Decorate ``command`` with one option per TrainConfig field (default: not given)."""
     for f in reversed(fields(TrainConfig)):
         name = f.name.replace("_", "-")
@@ -72,7 +72,7 @@ def _options(command):
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               help="YAML file whose keys are the options below (the command line wins).")
 @click.option("--resume", is_flag=True, help="Continue from MODEL.ckpt exactly.")
-@_options
+@training_options
 def train(datasets, output, config_path, resume, **options) -> None:
     """Train a DenSNet model on DATASET.h5 files written by `densnet fit-density`.
 

@@ -4,8 +4,11 @@ PY := $(VENV)/bin/python
 DENSNET := $(VENV)/bin/densnet
 # The CPU build of PyTorch; installed first so that no step pulls the multi-GB CUDA build.
 TORCH ?= torch==2.13.0
+# MACE for the speed comparison lives apart: mace-torch pins e3nn 0.4.4, DenSNet needs e3nn 0.6.
+MACE_VENV ?= .venv-mace
+MACE ?= mace-torch==0.3.16
 
-.PHONY: install test test-all lint demo demo-quick bench clean
+.PHONY: install test test-all lint demo demo-quick bench bench-mace-venv clean
 
 install: $(VENV)/.installed
 
@@ -40,6 +43,19 @@ demo-quick: install
 ## Benchmarks: density basis vs size vs fit error, seconds per frame (writes bench/results/).
 bench: install
 	$(PY) bench/density_basis.py --frames 0:3
+
+## The MACE environment for bench/mace_timing.py (MACE energy+forces timings, ~1 min, 1.4 GB):
+## the same CPU torch first, then mace-torch with torch held at that version.
+bench-mace-venv: $(MACE_VENV)/.installed
+
+$(MACE_VENV)/.installed:
+	python3 -m venv $(MACE_VENV)
+	$(MACE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MACE_VENV)/bin/python -m pip install --quiet "$(TORCH)"
+	$(MACE_VENV)/bin/python -m pip install --quiet "$(MACE)" "$(TORCH)"
+	$(MACE_VENV)/bin/python -c "import mace, e3nn, torch; print('mace', mace.__version__, \
+		'e3nn', e3nn.__version__, 'torch', torch.__version__)"
+	touch $@
 
 clean:
 	rm -rf $(VENV) examples/ethanol/out examples/ethanol/out-quick bench/out .pytest_cache \

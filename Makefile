@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 MACE_VENV ?= .venv-mace
 MACE ?= mace-torch==0.3.16
 
-.PHONY: install test test-all lint demo demo-quick bench bench-mace-venv clean
+.PHONY: install test test-all lint demo demo-quick bench bench-md bench-mace-venv clean
 
 install: $(VENV)/.installed
 
@@ -40,9 +40,21 @@ demo: install
 demo-quick: install
 	$(PY) examples/ethanol/pipeline.py examples/ethanol/out-quick --model examples/ethanol/model/ethanol_100.pt
 
-## Benchmarks: density basis vs size vs fit error, seconds per frame (writes bench/results/).
+## The benchmark report (bench/results/benchmark.md, ~15 min): DenSNet vs PySCF vs MACE per
+## energy+forces call, ms/step under i-PI, cost vs size 9-999 atoms, accuracy vs published MACE,
+## and the MD validation summaries; MACE is timed when `make bench-mace-venv` has been run.
+## Then the density-basis table (bench/results/density_basis.md).
 bench: install
+	$(PY) bench/benchmark.py
 	$(PY) bench/density_basis.py --frames 0:3
+
+## The long ethanol validations (~1 h on 2 cores): 100 ps of NVE and TRPMD with 8 beads through
+## i-PI, with their reports (bench/results/md_ethanol.md, pimd_ethanol.md).
+bench-md: install
+	$(PY) bench/md_nve.py run
+	$(PY) bench/md_nve.py report
+	$(PY) bench/pimd_ethanol.py run
+	$(PY) bench/pimd_ethanol.py report
 
 ## The MACE environment for bench/mace_timing.py (MACE energy+forces timings, ~1 min, 1.4 GB):
 ## the same CPU torch first, then mace-torch with torch held at that version.

@@ -208,7 +208,7 @@ def markdown(r: dict) -> str:
         f"velocity Verlet, {r['run']['settings']['timestep_fs']} fs; "
         f"{r['replicas']} replicas × {r['nve_ps_per_replica']:g} ps = "
         f"**{r['nve_ps_total']:g} ps of NVE**", "",
-        *([f"(The run used this script under its earlier name, bench/md_ethanol.py, before the "
+        *(["(The run used this script under its earlier name, bench/md_ethanol.py, before the "
            "NVE stage removed the Langevin centre-of-mass drift; the constant translation it "
            "left is measured and excluded from the temperature below.  "
            "`python bench/md_nve.py run` repeats it with the drift removed.)", ""]

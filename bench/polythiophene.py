@@ -1,0 +1,180 @@
+r"""Polythiophene scaling study (issue #8), stage by stage, resumably.
+
+    python bench/polythiophene.py cost [--levels NAME ...] [--max-rings N] [--budget-s S]
+    python bench/polythiophene.py cost-report
+
+``cost``: the cost of one fit-density frame (DFT energy + forces + dipole, density fit and its
+diagnostics: exactly what ``densnet fit-density`` spends per frame) of the all-anti chain of
+1, 2, ... rings at each candidate level of theory, in this process with ``--threads`` PySCF
+threads.  A level stops growing the chain once a frame took longer than ``--budget-s``.  Each
+measurement is appended to bench/out/polythiophene/cost.jsonl as soon as it is made, and a
+rerun skips what the file already holds, so the stage can be interrupted and resumed.
+
+``cost-report``: bench/results/polythiophene_cost.{md,json,png}: seconds per frame vs rings for
+every level, the power law fitted to the longest chains, and its extrapolation to 6 and 12 rings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from densnet_cli.basis.layout import BasisSet  # noqa: E402
+from densnet_cli.reference.dft import LevelOfTheory  # noqa: E402
+from densnet_cli.reference.labelling import FrameTask, LabelSettings, label_frame  # noqa: E402
+from densnet_cli.reference.sad import sad_prior  # noqa: E402
+from densnet_cli.systems.oligothiophene import build_chain, chain_dihedrals  # noqa: E402
+
+WORK = ROOT / "bench/out/polythiophene"
+RESULTS = ROOT / "bench/results"
+DENSITY_BASIS = "def2-universal-jkfit"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    level: LevelOfTheory
+    note: str
+
+
+CANDIDATES = {c.name: c for c in [
+    Candidate("PBE/def2-SVP g4", LevelOfTheory(basis="def2-SVP", grid_level=4),
+              "the ethanol level (rMD17 reproduction)"),
+    Candidate("PBE/def2-SVP g3", LevelOfTheory(basis="def2-SVP", grid_level=3),
+              "same basis, coarser XC grid"),
+    Candidate("PBE/6-31G g3", LevelOfTheory(basis="6-31G", grid_level=3),
+              "split valence without polarisation"),
+    Candidate("PBE/STO-3G g3", LevelOfTheory(basis="STO-3G", grid_level=3),
+              "minimal basis"),
+]}
+
+
+def measure(candidate: Candidate, rings: int, threads: int) -> dict:
+    """Label the all-anti chain of ``rings`` rings once; its cost and diagnostics."""
+    atoms = build_chain(rings, chain_dihedrals(rings, "anti"))
+    symbols = sorted(set(atoms.get_chemical_symbols()))
+    settings = LabelSettings(level=candidate.level, density_basis=DENSITY_BASIS)
+    basis = BasisSet.from_pyscf(DENSITY_BASIS, symbols, candidate.level.basis)
+    start = time.perf_counter()
+    sad = sad_prior(basis, candidate.level)
+    prior_s = time.perf_counter() - start
+    record = label_frame(FrameTask(0, atoms.numbers.copy(), atoms.get_positions(), settings,
+                                   basis, sad, threads=threads))
+    if "error" in record:
+        raise SystemExit(f"{candidate.name}, {rings} rings: {record['error']}")
+    return {"level": candidate.name, "rings": rings, "atoms": len(atoms), "threads": threads,
+            "seconds": record["wall_time"], "sad_prior_s": prior_s,
+            "scf_cycles": int(record["scf_cycles"]), "scf_strategy": record["scf_strategy"],
+            "energy_eV": float(record["energy"]), "fit_l1_percent": record["fit_l1_percent"],
+            "max_force_eV_per_A": float(np.abs(record["forces"]).max())}
+
+
+def stage_cost(args: argparse.Namespace) -> None:
+    WORK.mkdir(parents=True, exist_ok=True)
+    log = WORK / "cost.jsonl"
+    done = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    for name in args.levels:
+        mine = {r["rings"]: r for r in done if r["level"] == name and r["threads"] == args.threads}
+        for rings in range(1, args.max_rings + 1):
+            if rings in mine:
+                if mine[rings]["seconds"] > args.budget_s:
+                    break
+                continue
+            print(f"{name}: {rings} ring(s) ...", flush=True)
+            result = measure(CANDIDATES[name], rings, args.threads)
+            with open(log, "a") as f:
+                f.write(json.dumps(result) + "\n")
+            print(f"  {result['atoms']} atoms: {result['seconds']:.1f} s, "
+                  f"{result['scf_cycles']} SCF cycles, fit L1 {result['fit_l1_percent']:.2f} %",
+                  flush=True)
+            if result["seconds"] > args.budget_s:
+                break
+
+
+def power_law(rings: np.ndarray, seconds: np.ndarray) -> tuple[float, float]:
+    """Exponent and prefactor of seconds ≈ a · rings^p from the (up to) three longest chains."""
+    x, y = np.log(rings[-3:]), np.log(seconds[-3:])
+    p, log_a = np.polyfit(x, y, 1)
+    return float(p), float(np.exp(log_a))
+
+
+def stage_cost_report(args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [json.loads(line) for line in (WORK / "cost.jsonl").read_text().splitlines()]
+    levels = [name for name in CANDIDATES if any(r["level"] == name for r in records)]
+    summary = {}
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for name in levels:
+        rows = sorted((r for r in records if r["level"] == name), key=lambda r: r["rings"])
+        rings = np.array([r["rings"] for r in rows], dtype=float)
+        seconds = np.array([r["seconds"] for r in rows])
+        entry = {"rows": rows, "note": CANDIDATES[name].note}
+        if len(rows) >= 3:
+            p, a = power_law(rings, seconds)
+            entry.update(exponent=p, extrapolated_s={n: a * n ** p for n in (6, 8, 12)})
+        summary[name] = entry
+        ax.loglog(rings, seconds, "o-", label=name)
+    ax.set_xlabel("rings (all-anti chain)")
+    ax.set_ylabel("seconds per fit-density frame")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(RESULTS / "polythiophene_cost.png", dpi=120)
+
+    threads = sorted({r["threads"] for r in records})
+    lines = ["# Polythiophene: DFT labelling cost per frame vs chain length", "",
+             "Command: `python bench/polythiophene.py cost` then `python bench/polythiophene.py "
+             "cost-report`.", "",
+             f"One fit-density frame (SCF + forces + dipole + density fit onto {DENSITY_BASIS} "
+             f"+ its real-space diagnostics) of the all-anti chain, PySCF threads: "
+             f"{', '.join(map(str, threads))}; measured on the development machine (2 cores) "
+             "with other work running, so single numbers carry ~±20 %.", "",
+             "| level | rings | atoms | s/frame | SCF cycles | fit L1 % |",
+             "|---|---|---|---|---|---|"]
+    for name in levels:
+        for r in summary[name]["rows"]:
+            lines.append(f"| {name} | {r['rings']} | {r['atoms']} | {r['seconds']:.1f} | "
+                         f"{r['scf_cycles']} | {r['fit_l1_percent']:.2f} |")
+    lines += ["", "| level | exponent (longest 3) | est. 6 rings | est. 8 | est. 12 | note |",
+              "|---|---|---|---|---|---|"]
+    for name in levels:
+        e = summary[name]
+        if "exponent" in e:
+            x = e["extrapolated_s"]
+            lines.append(f"| {name} | {e['exponent']:.2f} | {x[6] / 60:.1f} min | "
+                         f"{x[8] / 60:.1f} min | {x[12] / 60:.1f} min | {e['note']} |")
+    lines += ["", "![cost](polythiophene_cost.png)", ""]
+    (RESULTS / "polythiophene_cost.md").write_text("\n".join(lines))
+    (RESULTS / "polythiophene_cost.json").write_text(json.dumps(summary, indent=1))
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="stage", required=True)
+    cost = sub.add_parser("cost", help="measure seconds per labelled frame vs chain length")
+    cost.add_argument("--levels", nargs="+", choices=sorted(CANDIDATES), default=list(CANDIDATES))
+    cost.add_argument("--max-rings", type=int, default=6)
+    cost.add_argument("--budget-s", type=float, default=900.0,
+                      help="stop a level's chain growth after a frame slower than this")
+    cost.add_argument("--threads", type=int, default=1)
+    sub.add_parser("cost-report", help="write bench/results/polythiophene_cost.{md,json,png}")
+    args = parser.parse_args()
+    {"cost": stage_cost, "cost-report": stage_cost_report}[args.stage](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -49,6 +49,28 @@ class ModelPhysicsSuite:
             torch.testing.assert_close(b["exponent_scales"], a["exponent_scales"], atol=1e-10,
                                        rtol=0)
 
+    def test_reflection(self, model, ethanol):
+        """A mirror image (e.g. the other gauche conformer) is the same physics, reflected.
+
+        The density is a true scalar field, so its coefficients transform with D(M) = (−1)^l
+        parity for an improper M; energy is invariant, forces and dipole are polar vectors.
+        """
+        frame = ethanol[4]
+        mirror = self.rotation @ np.diag([1.0, 1.0, -1.0])  # det −1
+        torch.set_default_dtype(torch.float64)
+        try:
+            blocks = wigner_blocks(ethanol, frame.numbers, mirror)
+        finally:
+            torch.set_default_dtype(torch.float32)
+        a = predict(model, ethanol, [(frame.numbers, frame.positions)])
+        b = predict(model, ethanol, [(frame.numbers, frame.positions @ mirror.T)])
+        m = torch.as_tensor(mirror)
+        torch.testing.assert_close(b["coefficients"], torch.block_diag(*blocks)
+                                   @ a["coefficients"], atol=1e-10, rtol=0)
+        torch.testing.assert_close(b["energy"], a["energy"], atol=1e-10, rtol=0)
+        torch.testing.assert_close(b["forces"], a["forces"] @ m.T, atol=1e-10, rtol=0)
+        torch.testing.assert_close(b["dipole"], a["dipole"] @ m.T, atol=1e-10, rtol=0)
+
     def test_translation(self, model, ethanol):
         frame = ethanol[1]
         a = predict(model, ethanol, [(frame.numbers, frame.positions)])

@@ -12,18 +12,36 @@ rerun skips what the file already holds, so the stage can be interrupted and res
 
 ``cost-report``: bench/results/polythiophene_cost.{md,json,png}: seconds per frame vs rings for
 every level, the power law fitted to the longest chains, and its extrapolation to 6 and 12 rings.
+
+The data set (level of theory: :data:`LEVEL`, chosen from that report — PBE/def2-SVP, the
+ethanol level, on DFT grid level 2, whose forces differ from grid level 4 by 0.5 meV/Å RMS):
+
+    python bench/polythiophene.py sample [--rings 1 2 3]
+    python bench/polythiophene.py label [--rings 1 2 3] [--chunk 10]
+
+``sample``: ``densnet sample`` of the n-ring chains: thiophene from the literature ring, longer
+chains built (``build_chain``) from the ring of the DFT-optimised thiophene, each with its
+anti-gauche (S–C–C–S 150°) and syn-gauche (30°) inter-ring conformers, normal-mode sampled
+at 300 K and 600 K; geometries and Hessians cached in bench/out/polythiophene/cache.
+``label``: ``densnet fit-density`` of the samples in chunks of ``--chunk`` frames, one HDF5 file
+per chunk in bench/data/polythiophene/, so that every finished chunk can be committed while a
+label run spans several working sessions (a killed chunk resumes from its part store).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import ase.io
 import numpy as np
+from ase import Atoms
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -32,9 +50,15 @@ from densnet_cli.basis.layout import BasisSet  # noqa: E402
 from densnet_cli.reference.dft import LevelOfTheory  # noqa: E402
 from densnet_cli.reference.labelling import FrameTask, LabelSettings, label_frame  # noqa: E402
 from densnet_cli.reference.sad import sad_prior  # noqa: E402
-from densnet_cli.systems.oligothiophene import build_chain, chain_dihedrals  # noqa: E402
+from densnet_cli.systems.oligothiophene import (  # noqa: E402
+    build_chain,
+    chain_dihedrals,
+    inter_ring_dihedral_indices,
+)
 
 WORK = ROOT / "bench/out/polythiophene"
+DATA = ROOT / "bench/data/polythiophene"
+BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench/results"
 DENSITY_BASIS = "def2-universal-jkfit"
 REFERENCE = "PBE/def2-SVP g4"
@@ -184,6 +208,65 @@ def stage_cost_report(args: argparse.Namespace) -> None:
     print("\n".join(lines))
 
 
+LEVEL = CANDIDATES["PBE/def2-SVP g2"].level
+LEVEL_OPTIONS = ["--xc", LEVEL.xc, "--basis", LEVEL.basis, "--grid-level", LEVEL.grid_level]
+SAMPLES = {1: ((300.0, 80), (600.0, 40)), 2: ((300.0, 60), (600.0, 30)),
+           3: ((300.0, 40), (600.0, 20))}  # rings: ((K, frames), ...)
+CONFORMERS = {"anti-gauche": 150.0, "syn-gauche": 30.0}  # S–C–C–S of every inter-ring bond
+
+
+def run(*command: object) -> None:
+    """Run a command (printed first) on one thread; stop with its exit code if it fails."""
+    args = [str(c) for c in command]
+    print("$ " + " ".join(args), flush=True)
+    code = subprocess.run(args, env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode
+    if code != 0:
+        raise SystemExit(f"failed with exit code {code}")
+
+
+def samples_file(rings: int, kelvin: float) -> Path:
+    return DATA / f"{rings}T_{kelvin:.0f}K.xyz"
+
+
+def optimised_ring() -> Atoms:
+    """Thiophene as optimised at :data:`LEVEL` by the 1-ring ``sample`` run."""
+    summary = json.loads(samples_file(1, SAMPLES[1][0][0]).with_suffix(".modes.json")
+                         .read_text())
+    return Atoms(numbers=summary["numbers"], positions=summary["conformers"][0]["positions"])
+
+
+def stage_sample(args: argparse.Namespace) -> None:
+    DATA.mkdir(parents=True, exist_ok=True)
+    for rings in sorted(args.rings):
+        if rings == 1:
+            start, dihedrals = build_chain(1), []
+        else:
+            angles = list(CONFORMERS.values())
+            start = build_chain(rings, [angles[0]] * (rings - 1), monomer=optimised_ring())
+            dihedrals = ["--dihedral", ";".join(f"{','.join(map(str, q))}={angles[1]:g}"
+                                                for q in inter_ring_dihedral_indices(rings))]
+        start_file = DATA / f"{rings}T_start.xyz"
+        if not start_file.exists():
+            ase.io.write(start_file, start)
+        for seed, (kelvin, n) in enumerate(SAMPLES[rings], start=1):
+            if not samples_file(rings, kelvin).exists():
+                run(BIN / "densnet", "sample", start_file, "-o", samples_file(rings, kelvin),
+                    "--n-samples", n, "--temperature", kelvin, *dihedrals, "--seed", seed,
+                    *LEVEL_OPTIONS, "--threads", 1, "--cache-dir", WORK / "cache")
+
+
+def stage_label(args: argparse.Namespace) -> None:
+    for rings in sorted(args.rings):
+        for kelvin, n in SAMPLES[rings]:
+            source = samples_file(rings, kelvin)
+            for first in range(0, n, args.chunk):
+                last = min(first + args.chunk, n)
+                out = source.with_name(f"{source.stem}_{first:03d}-{last - 1:03d}.h5")
+                if not out.exists():
+                    run(BIN / "densnet", "fit-density", source, "-o", out, "--index",
+                        f"{first}:{last}", *LEVEL_OPTIONS, "--threads", 1, "--no-progress")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="stage", required=True)
@@ -194,8 +277,16 @@ def main() -> None:
                       help="stop a level's chain growth after a frame slower than this")
     cost.add_argument("--threads", type=int, default=1)
     sub.add_parser("cost-report", help="write bench/results/polythiophene_cost.{md,json,png}")
+    for name, text in (("sample", "normal-mode samples of the short chains"),
+                       ("label", "fit-density of the samples, chunk by chunk")):
+        stage = sub.add_parser(name, help=text)
+        stage.add_argument("--rings", nargs="+", type=int, choices=sorted(SAMPLES),
+                           default=sorted(SAMPLES))
+        if name == "label":
+            stage.add_argument("--chunk", type=int, default=10, help="frames per HDF5 file")
     args = parser.parse_args()
-    {"cost": stage_cost, "cost-report": stage_cost_report}[args.stage](args)
+    {"cost": stage_cost, "cost-report": stage_cost_report, "sample": stage_sample,
+     "label": stage_label}[args.stage](args)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ HELP = {
     "delta": "Learn Δ on top of the SAD prior (--no-delta: the full density, the ablation).",
     "max_exponent_factor": "Flexible basis when > 1: the network scales each shell's "
                            "exponents by a factor in [1/f, f] (learnt in the refine stage).",
+    "pair_repulsion": "Add the ZBL screened nuclear repulsion, switched off at the sum of "
+                      "covalent radii: a wall no data has to teach.",
     "grid_level": "PySCF grid level of the refine stage's real-space loss.",
     "dtype": "float32 or float64.",
     "device": "auto, cpu or cuda.",

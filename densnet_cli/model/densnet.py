@@ -4,7 +4,7 @@
                                      │                 ├─► dipole μ = Σ Z R − Σ c (q R + d)
                                      ▼                 ▼
                                edge features ──► EnergyNetwork ─► E ─► F = −∂E/∂R (autograd
-                                                                       through both networks)
+                                                      + ZBL repulsion   through both networks)
 
 Units: positions Å, energies eV, forces eV/Å, dipoles e·Å; coefficients weight the electron
 number density in the basis of :mod:`densnet_cli.basis.layout` (e3nn order).
@@ -27,6 +27,7 @@ from densnet_cli.model.networks import (
     element_order,
     hidden_irreps,
 )
+from densnet_cli.model.repulsion import ZBLRepulsion
 from densnet_cli.units import BOHR_TO_ANGSTROM
 
 
@@ -46,6 +47,8 @@ class ModelConfig:
     avg_num_neighbors: float = 8.0  # message normalisation
     delta: bool = True  # predict c − c_SAD (False: the paper's "no Δ-learning" ablation)
     max_exponent_factor: float = 1.0  # > 1: flexible basis, shell exponents × [1/f, f]
+    pair_repulsion: bool = False  # add ZBL nuclear repulsion (model/repulsion.py); files written
+    # before it existed load with False, new training defaults to True
 
     def as_dict(self) -> dict:
         """Plain-data form for metadata."""
@@ -92,6 +95,7 @@ class DenSNet(torch.nn.Module):
             basis, self.edges.irreps_sh, hidden_irreps(cfg.energy_features, cfg.energy_lmax),
             cfg.energy_layers, cfg.n_radial, cfg.radial_hidden, cfg.avg_num_neighbors,
             self.density.flexible)
+        self.repulsion = ZBLRepulsion(cfg.cutoff) if cfg.pair_repulsion else None
         for s in self.density.symbols:
             self.register_buffer(f"dipoles_{s}", torch.as_tensor(basis[s].dipoles)
                                  * BOHR_TO_ANGSTROM)
@@ -119,6 +123,9 @@ class DenSNet(torch.nn.Module):
             sad = self.density.flat("sad", batch, c.dtype)
             out["energy"] = self.energy(batch, c - sad, species, src, dst, edge_sh, edge_radial,
                                         scales)
+            if self.repulsion is not None:
+                out["energy"] = out["energy"] + self.repulsion(
+                    batch.numbers, positions, batch.molecule, src, dst, batch.n_molecules)
             if forces:
                 out["forces"] = forces_from_energy(out["energy"], positions,
                                                    create_graph=self.training)

@@ -130,8 +130,22 @@ def drift(time_fs: np.ndarray, total: np.ndarray) -> dict:
         "fluctuation_rms_meV": float(np.mean(rms))}
 
 
+EXPERIMENT_WINDOW_CM1 = 150.0  # an experimental band farther from an MD peak is no match
+
+
 def nearest(value: float, candidates: list[float]) -> float:
     return min(candidates, key=lambda c: abs(c - value))
+
+
+def matched_band(value: float, bands: list[float]) -> float | None:
+    """The nearest experimental band within :data:`EXPERIMENT_WINDOW_CM1`, else None (the
+    band lists hold the assigned bands only, not every fundamental)."""
+    best = nearest(value, bands)
+    return best if abs(best - value) <= EXPERIMENT_WINDOW_CM1 else None
+
+
+def signed(value: float | None, fmt: str) -> str:
+    return "–" if value is None else format(value, fmt)
 
 
 def report(args: argparse.Namespace) -> None:
@@ -169,11 +183,13 @@ def report(args: argparse.Namespace) -> None:
     experiment = [b.wavenumber_cm1 for b in bands]
     peaks = []
     for p in sorted(spectrum.peaks, key=lambda p: p.position_cm1):
-        ref, mod, exp = (nearest(p.position_cm1, c) for c in (pyscf, model, experiment))
+        ref, mod = (nearest(p.position_cm1, c) for c in (pyscf, model))
+        exp = matched_band(p.position_cm1, experiment)
         peaks.append({"md_cm1": p.position_cm1, "integrated_km_mol": p.integrated,
                       "model_harmonic_cm1": mod, "md_minus_model_harmonic": p.position_cm1 - mod,
                       "pyscf_harmonic_cm1": ref, "md_minus_pyscf": p.position_cm1 - ref,
-                      "experiment_cm1": exp, "md_minus_experiment": p.position_cm1 - exp})
+                      "experiment_cm1": exp,
+                      "md_minus_experiment": None if exp is None else p.position_cm1 - exp})
     result = {
         "molecule": args.experiment,
         "run": run_meta, "report command": "python " + " ".join(sys.argv),
@@ -237,15 +253,17 @@ def markdown(r: dict) -> str:
         f"Resolution ~{r['spectrum']['resolution_cm1']:.1f} cm⁻¹ (max lag "
         f"{r['spectrum']['max_lag_fs']:g} fs).  Each MD peak is listed with the nearest "
         "harmonic mode of the model and of PySCF PBE/def2-SVP "
-        f"(`{r['harmonic_source']}`) and the nearest experimental band "
-        f"({r['experiment_source']}).  MD samples every conformer it reaches and anharmonic "
-        "motion at 300 K; the harmonic columns are one conformer's normal modes.", "",
+        f"(`{r['harmonic_source']}`) and the nearest experimental band within "
+        f"{EXPERIMENT_WINDOW_CM1:.0f} cm⁻¹ ({r['experiment_source']}).  MD samples every "
+        "conformer it reaches and anharmonic motion at 300 K; the harmonic columns are one "
+        "conformer's normal modes.", "",
         "| MD peak cm⁻¹ | km/mol | model harm. | Δ | PySCF harm. | Δ | experiment | Δ |",
         "|---|---|---|---|---|---|---|---|",
         *(f"| {p['md_cm1']:.0f} | {p['integrated_km_mol']:.1f} | "
           f"{p['model_harmonic_cm1']:.0f} | {p['md_minus_model_harmonic']:+.0f} | "
           f"{p['pyscf_harmonic_cm1']:.0f} | {p['md_minus_pyscf']:+.0f} | "
-          f"{p['experiment_cm1']:.0f} | {p['md_minus_experiment']:+.0f} |"
+          f"{signed(p['experiment_cm1'], '.0f')} | "
+          f"{signed(p['md_minus_experiment'], '+.0f')} |"
           for p in r["spectrum"]["peaks"]), "",
     ]
     return "\n".join(lines)

@@ -31,7 +31,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-## The main job on the embedded example (25 min measured on a busy 2-core machine): label 24 rMD17 ethanol frames at
+## The main job on the embedded example (10 min measured on a busy 2-core machine): label 24 rMD17 ethanol frames at
 ## PBE/def2-SVP, train a small model, run i-PI NVE MD through `densnet serve`, IR spectrum.
 demo: install
 	$(PY) examples/ethanol/pipeline.py examples/ethanol/out

@@ -35,9 +35,13 @@ ZBL_EXPONENTS = (3.19980, 0.94229, 0.40290, 0.20162)
 
 
 def envelope(x: torch.Tensor) -> torch.Tensor:
-    """1 − 28x⁶ + 48x⁷ − 21x⁸ on [0, 1), 0 beyond: f(1) = f′(1) = f″(1) = 0."""
-    poly = 1.0 - 28.0 * x**6 + 48.0 * x**7 - 21.0 * x**8
-    return torch.where(x < 1.0, poly, torch.zeros_like(x))
+    """1 − 28x⁶ + 48x⁷ − 21x⁸ on [0, 1), 0 beyond: f(1) = f′(1) = f″(1) = 0.
+
+    Evaluated as (1 − x)³ (1 + 3x + 6x² + 10x³ + 15x⁴ + 21x⁵), the same polynomial without the
+    cancellation of terms of size ~20 near x = 1 (in float32 that cost 1e-4 eV/Å in forces).
+    """
+    u = (1.0 - x).clamp(min=0.0)
+    return u**3 * (1.0 + x * (3.0 + x * (6.0 + x * (10.0 + x * (15.0 + x * 21.0)))))
 
 
 def zbl_pair_energy(z_i: torch.Tensor, z_j: torch.Tensor, r: torch.Tensor,

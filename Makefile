@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
-## The test suite without the slow end-to-end cases (6-10 min measured on 2 busy cores).
+## The test suite without the slow end-to-end cases (11.6 min measured on a fresh clone, 2 busy cores).
 test: install
 	$(PY) -m pytest -m "not slow" -p no:logging
 

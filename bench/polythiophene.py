@@ -19,6 +19,16 @@ ethanol level, on DFT grid level 2, whose forces differ from grid level 4 by 0.5
     python bench/polythiophene.py sample [--rings 1 2 3]
     python bench/polythiophene.py label [--rings 1 2 3] [--chunk 10]
 
+DenSNet's side of the cost comparison:
+
+    python bench/polythiophene.py model-cost [--model M] [--rings 1 2 3 ...]
+
+``model-cost``: median seconds of one DenSNet energy + forces + dipole call (the MD hot path,
+one thread) on the all-anti chain of 1 to 100 rings, written with the DFT seconds per frame
+measured by ``cost`` (and its power law beyond) to bench/results/polythiophene_scaling.
+{md,json,png}.  The model is a trained H/C/S model of the architecture used for the chains (the
+ethanethiol one by default); the time of a call does not depend on the weights.
+
 ``sample``: ``densnet sample`` of the n-ring chains: thiophene from the literature ring, longer
 chains built (``build_chain``) from the ring of the DFT-optimised thiophene, each with its
 anti-gauche (S–C–C–S 150°) and syn-gauche (30°) inter-ring conformers, normal-mode sampled
@@ -208,7 +218,80 @@ def stage_cost_report(args: argparse.Namespace) -> None:
     print("\n".join(lines))
 
 
-LEVEL = CANDIDATES["PBE/def2-SVP g2"].level
+def stage_model_cost(args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+    from benchmark import count_edges, densnet_seconds, linear_fit
+
+    from densnet_cli.calculator import ModelEvaluator
+    from densnet_cli.data.atomic import save_figure, write_text
+
+    torch.set_num_threads(1)
+    evaluator = ModelEvaluator(args.model, device="cpu")
+    cutoff = float(evaluator.metadata["config"]["cutoff"])
+    rows = []
+    for rings in args.rings:
+        chain = build_chain(rings, chain_dihedrals(rings, "anti"))
+        seconds = densnet_seconds(evaluator, chain, repeats=max(3, 20 // rings))
+        rows.append({"rings": rings, "atoms": len(chain), "edges": count_edges(chain, cutoff),
+                     "densnet_ms": 1e3 * seconds})
+        print(f"{rings:4d} rings, {len(chain):4d} atoms: {1e3 * seconds:8.1f} ms", flush=True)
+    dft = [json.loads(line) for line in (WORK / "cost.jsonl").read_text().splitlines()]
+    dft = sorted((r for r in dft if r["level"] == LEVEL_NAME and r["threads"] == 1),
+                 key=lambda r: r["rings"])
+    measured = {r["rings"]: r["seconds"] for r in dft}
+    p, a = power_law(np.array(list(measured), float), np.array(list(measured.values())))
+    for row in rows:
+        row["dft_s"] = measured.get(row["rings"], a * row["rings"] ** p)
+        row["dft_measured"] = row["rings"] in measured
+        row["dft_over_densnet"] = 1e3 * row["dft_s"] / row["densnet_ms"]
+    fit = linear_fit([r["atoms"] for r in rows], [r["densnet_ms"] / 1e3 for r in rows],
+                     [r["edges"] for r in rows])
+    report = {"command": "python bench/polythiophene.py model-cost "
+                         + " ".join(sys.argv[2:]),
+              "model": str(Path(args.model).resolve().relative_to(ROOT)),
+              "model_parameters": sum(p.numel() for p in evaluator.model.parameters()),
+              "cutoff_A": cutoff, "dft_level": LEVEL_NAME, "dft_exponent": p,
+              "load_average": os.getloadavg()[0], "densnet_fit": fit, "rows": rows}
+    lines = ["# Polythiophene: DenSNet step vs DFT frame, cost vs chain length", "",
+             f"Command: `{report['command']}` (after `cost`).", "",
+             f"DenSNet: median wall time of one energy + forces + dipole call on the all-anti "
+             f"chain, one CPU thread, model `{report['model']}` "
+             f"({report['model_parameters']} parameters, cutoff {cutoff:g} Å). DFT: one "
+             f"fit-density frame at {LEVEL_NAME}, one thread, measured by `cost` up to "
+             f"{max(measured)} rings and extrapolated beyond with its power law "
+             f"(rings^{p:.2f}, marked *). Load average at start {report['load_average']:.2f}.",
+             "", "| rings | atoms | graph edges | DenSNet ms | DFT s | DFT / DenSNet |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        star = "" if r["dft_measured"] else "*"
+        lines.append(f"| {r['rings']} | {r['atoms']} | {r['edges']} | {r['densnet_ms']:.1f} | "
+                     f"{r['dft_s']:.0f}{star} | {r['dft_over_densnet']:.0f}{star} |")
+    lines += ["", f"DenSNet over the chains of ≥ 100 atoms: {fit['ms_per_atom']:.2f} ms per "
+              f"atom, log-log slope {fit['loglog_slope']:.2f} vs atoms and "
+              f"{fit['loglog_slope_vs_edges']:.2f} vs graph edges (1 = linear).", "",
+              "![scaling](polythiophene_scaling.png)", ""]
+    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
+    rings = np.array([r["rings"] for r in rows], float)
+    ax.loglog(rings, [r["densnet_ms"] / 1e3 for r in rows], "o-", label="DenSNet step")
+    ax.loglog(list(measured), list(measured.values()), "s-", label=f"DFT frame ({LEVEL_NAME})")
+    ax.loglog(rings, a * rings ** p, ":", color="C1", label=f"DFT power law (n^{p:.2f})")
+    ax.set_xlabel("rings (all-anti chain)")
+    ax.set_ylabel("seconds, one CPU thread")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    save_figure(fig, RESULTS / "polythiophene_scaling.png")
+    write_text(RESULTS / "polythiophene_scaling.json", json.dumps(report, indent=1))
+    write_text(RESULTS / "polythiophene_scaling.md", "\n".join(lines))
+    print("\n".join(lines))
+
+
+LEVEL_NAME = "PBE/def2-SVP g2"
+LEVEL = CANDIDATES[LEVEL_NAME].level
 LEVEL_OPTIONS = ["--xc", LEVEL.xc, "--basis", LEVEL.basis, "--grid-level", LEVEL.grid_level]
 SAMPLES = {1: ((300.0, 80), (600.0, 40)), 2: ((300.0, 60), (600.0, 30)),
            3: ((300.0, 40), (600.0, 20))}  # rings: ((K, frames), ...)
@@ -277,6 +360,12 @@ def main() -> None:
                       help="stop a level's chain growth after a frame slower than this")
     cost.add_argument("--threads", type=int, default=1)
     sub.add_parser("cost-report", help="write bench/results/polythiophene_cost.{md,json,png}")
+    model_cost = sub.add_parser("model-cost", help="DenSNet step time vs chain length, next to "
+                                "DFT (bench/results/polythiophene_scaling.{md,json,png})")
+    model_cost.add_argument("--model", type=Path,
+                            default=RESULTS / "models/ethanethiol.pt")
+    model_cost.add_argument("--rings", nargs="+", type=int,
+                            default=[1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 50, 75, 100])
     for name, text in (("sample", "normal-mode samples of the short chains"),
                        ("label", "fit-density of the samples, chunk by chunk")):
         stage = sub.add_parser(name, help=text)
@@ -285,8 +374,8 @@ def main() -> None:
         if name == "label":
             stage.add_argument("--chunk", type=int, default=10, help="frames per HDF5 file")
     args = parser.parse_args()
-    {"cost": stage_cost, "cost-report": stage_cost_report, "sample": stage_sample,
-     "label": stage_label}[args.stage](args)
+    {"cost": stage_cost, "cost-report": stage_cost_report, "model-cost": stage_model_cost,
+     "sample": stage_sample, "label": stage_label}[args.stage](args)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,11 @@ MOLECULES = {
     # atoms of ASE's CH3CH2SH: C0 C1 S2 H3(S) ...; C–C–S–H 180° is trans, ±65° gauche
     "ethanethiol": Molecule("ethanethiol", lambda: molecule("CH3CH2SH"),
                             conformers=["0,1,2,3=65"], experiment="ethanethiol"),
+    # resorcinol(): C5 lies between the two C–OH carbons C0 and C4; both O–H point away from
+    # it (C5–C0–O10–H11 = C5–C4–O12–H13 = 180°).  The three planar OH rotamers: that one, one
+    # O–H turned towards C5, and both.
     "resorcinol": Molecule("resorcinol", resorcinol, samples=((300.0, 120), (600.0, 60)),
+                           conformers=["5,0,10,11=0", "5,0,10,11=0;5,4,12,13=0"],
                            experiment="resorcinol"),
 }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import ase.io
 import numpy as np
 import pytest
@@ -24,7 +26,7 @@ from densnet_cli.systems.oligothiophene import (
     inter_ring_dihedral_indices,
 )
 from densnet_cli.systems.thiophene import LITERATURE, ThiopheneGeometry, optimised_monomer
-from tests.conftest import FAST, run_cli
+from tests.conftest import FAST, jiggled, run_cli
 
 TWISTED = [180.0, 160.0, -150.0, 30.0, 90.0]  # a 6-ring chain with every kind of turn
 
@@ -355,3 +357,43 @@ def test_cli_optimises_the_monomer_with_pyscf(tmp_path):
         assert np.mean(kinds[kind]) == pytest.approx(length, abs=0.05), kind
     code, again, err = run_cli(*args[:-1], "--progress")
     assert code == 0 and "reusing" in err and again == stdout
+
+
+# --- end to end: train on 1–2 rings, predict 3 ----------------------------------------------
+
+@pytest.mark.slow
+def test_a_model_trained_on_one_and_two_rings_extrapolates_to_three(tmp_path):
+    """fit-density → train → evaluate on chains at a minimal basis: the local model's errors
+    on the unseen 3-ring chain are of the size of its errors on held-out 2-ring chains."""
+    sets = {"1T": (build_chain(1), 10, 0), "2T": (build_chain(2, [150.0]), 8, 1),
+            "2T_test": (build_chain(2, [165.0]), 3, 2),
+            "3T_test": (build_chain(3, [150.0, 165.0]), 3, 3)}
+    for name, (chain, n, seed) in sets.items():
+        ase.io.write(tmp_path / f"{name}.xyz", jiggled(chain, n, 0.04, seed), format="extxyz")
+        code, _, err = run_cli("fit-density", tmp_path / f"{name}.xyz", "-o",
+                               tmp_path / f"{name}.h5", *FAST, "--threads", "1")
+        assert code == 0, err
+    model = tmp_path / "chains.pt"
+    code, _, err = run_cli("train", tmp_path / "1T.h5", tmp_path / "2T.h5", "-o", model,
+                           "--density-features", "8", "--density-layers", "2",
+                           "--energy-features", "8", "--energy-layers", "1",
+                           "--radial-hidden", "16", "--lmax-edge", "2", "--val-fraction", "0.1",
+                           "--batch-size", "4", "--epochs-density", "40",
+                           "--epochs-energy", "120", "--no-progress")
+    assert code == 0, err
+    errors = {}
+    for name in ("2T_test", "3T_test"):
+        report = tmp_path / f"{name}.json"
+        code, _, err = run_cli("evaluate", model, tmp_path / f"{name}.h5", "--report", report,
+                               "--density-frames", "1", "--no-progress")
+        assert code == 0, err
+        errors[name] = json.loads(report.read_text())
+    atoms = {"2T_test": 16, "3T_test": 23}
+    per_atom = {k: v["energy_mae_meV"] / atoms[k] for k, v in errors.items()}
+    print({k: (per_atom[k], v["force_mae_meV_per_A"], v["density_l1_percent"])
+           for k, v in errors.items()})
+    assert per_atom["3T_test"] < 2 * per_atom["2T_test"] + 5.0
+    assert errors["3T_test"]["force_mae_meV_per_A"] < 1.5 * errors["2T_test"][
+        "force_mae_meV_per_A"]
+    assert errors["3T_test"]["density_l1_percent"] < 1.5 * errors["2T_test"][
+        "density_l1_percent"]

@@ -212,6 +212,7 @@ def test_every_round_leaves_its_files_and_the_report_covers_both(loop):
         assert 0 < f["mean"] <= f["p95"] <= f["max"]
     table = (loop / "report.md").read_text()
     assert table.count("\n| 0 |") == 1 and table.count("\n| 1 |") == 1
+    assert "round_001/models/member_0.pt" in table and str(loop) not in table  # relocatable
     assert (loop / "report.png").stat().st_size > 10_000
 
 
@@ -271,6 +272,20 @@ def test_a_rerun_does_nothing_and_a_lost_stats_file_is_rebuilt_alone(loop, initi
     new = json.loads(stats.read_text())
     for key in ("md", "true_errors", "labelled", "n_training_frames"):
         assert new[key] == old[key]
+
+
+def test_a_lost_report_is_rebuilt_with_every_round(loop, initial, tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(loop, work)
+    before = {name: (work / name).read_text() for name in ("report.json", "report.md")}
+    for name in ("report.json", "report.md", "report.png"):
+        (work / name).unlink()
+    code, _, err = run_cli("active-learn", initial, "--work", work, *loop_args())
+    assert code == 0, err
+    assert (work / "report.json").read_text() == before["report.json"]
+    table = (work / "report.md").read_text().split("Final committee")[0]
+    assert table == before["report.md"].split("Final committee")[0]  # paths: the copy's
+    assert (work / "report.png").is_file()
 
 
 def test_frames_whose_scf_fails_are_skipped_and_reported(loop, initial, tmp_path):

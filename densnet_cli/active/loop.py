@@ -200,6 +200,7 @@ def _rounds(cfg: ActiveLearningConfig, initial: list[Path], labelling: dict,
             log: Log) -> Summary:
     rounds: list[dict] = []
     datasets = list(initial)
+    lost_report = not (cfg.work / "report.json").exists()  # rebuilt with every round
     for r in range(cfg.max_rounds):
         prefix = f"{_round_dir(r)}: "
         stats, new = _round(cfg, r, datasets, labelling, _prefixed(log, prefix))
@@ -209,7 +210,7 @@ def _rounds(cfg: ActiveLearningConfig, initial: list[Path], labelling: dict,
         done = converged(stats, cfg.threshold, cfg.stop_on)
         status = ("converged" if done else
                   "max-rounds" if r == cfg.max_rounds - 1 else "running")
-        if new or not (cfg.work / "report.json").exists():
+        if new or lost_report:
             write_report(cfg.work, rounds, {"status": status, "threshold": cfg.threshold,
                                             "stop_on": cfg.stop_on,
                                             "final_models": stats["models"]})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -100,8 +101,8 @@ def _correlation_text(errors: dict) -> str:
     return "–" if r is None else f"{r:.2f}"
 
 
-def markdown(rounds: list[dict], summary: dict) -> str:
-    """The report as a Markdown table, one row per round."""
+def markdown(rounds: list[dict], summary: dict, work: Path) -> str:
+    """The report (written into ``work``) as a Markdown table, one row per round."""
     lines = [
         "# Active learning report", "",
         f"Threshold on the force disagreement ({summary['stop_on']}): "
@@ -123,7 +124,8 @@ def markdown(rounds: list[dict], summary: dict) -> str:
             f"{_fmt(f['fraction_above_threshold'], 100)} % | {t['n_frames']} | "
             f"{_fmt(t.get('energy_mae_meV_per_atom'))} | {_fmt(t.get('force_mae_meV_per_A'))} | "
             f"{_fmt(t.get('dipole_mae_D'))} | {_correlation_text(t)} |")
-    lines += ["", f"Final committee: {', '.join(summary['final_models'])}", ""]
+    models = [os.path.relpath(m, work) for m in summary["final_models"]]
+    lines += ["", f"Final committee (paths relative to this report): {', '.join(models)}", ""]
     return "\n".join(lines)
 
 
@@ -173,5 +175,5 @@ def plot(rounds: list[dict], threshold: float, path: Path) -> None:
 def write_report(work: Path, rounds: list[dict], summary: dict) -> None:
     """``report.json``, ``report.md`` and ``report.png`` in ``work`` (each atomically)."""
     write_text(work / "report.json", json.dumps({**summary, "rounds": rounds}, indent=1))
-    write_text(work / "report.md", markdown(rounds, summary))
+    write_text(work / "report.md", markdown(rounds, summary, work))
     plot(rounds, summary["threshold"], work / "report.png")

@@ -132,3 +132,22 @@ def test_repulsion_keeps_a_collapsing_bond_out(ethanol):
     wall_with = energies[True, 0.4] - energies[True, 0.97]
     assert wall_with - wall_without > 20.0  # the ZBL wall: ~50 eV for O–H at 0.4 Å
     assert wall_with > 20.0
+
+
+def test_loading_weights_leaves_the_inputs_of_the_model_alone(ethanol):
+    """Buffers are copies: load_state_dict must not write into ASE's covalent radii, the SAD
+    prior or the basis (as torch.as_tensor buffers did: a float32-rounded model loaded once
+    rounded every later model of the process, and the results of the next run moved by 1e-7)."""
+    from ase.data import covalent_radii
+
+    radii, sad = covalent_radii.copy(), {s: v.copy() for s, v in ethanol.sad.items()}
+    charges = {s: e.charges.copy() for s, e in ethanol.basis.elements.items()}
+    model = DenSNet(ethanol.basis, ethanol.sad, ModelConfig(**SMALL, pair_repulsion=True))
+    state = {k: v + 0.25 if v.is_floating_point() else v for k, v in
+             model.state_dict().items()}
+    model.load_state_dict(state)
+    assert float(model.repulsion.radii[6]) == pytest.approx(radii[6] + 0.25)
+    np.testing.assert_array_equal(covalent_radii, radii)
+    for s in sad:
+        np.testing.assert_array_equal(ethanol.sad[s], sad[s])
+        np.testing.assert_array_equal(ethanol.basis[s].charges, charges[s])

@@ -35,7 +35,7 @@ def register_shell_scale(module: torch.nn.Module, name: str, function_shell: np.
     therefore stored per shell and only expanded to functions by :func:`shell_scale`.
     """
     module.register_buffer(name, torch.ones(int(function_shell.max()) + 1, dtype=torch.float64))
-    module.register_buffer(f"{name}_index", torch.as_tensor(function_shell, dtype=torch.long),
+    module.register_buffer(f"{name}_index", torch.tensor(function_shell, dtype=torch.long),
                            persistent=False)
 
 
@@ -160,11 +160,11 @@ class DensityNetwork(torch.nn.Module):
                          *(self.exponent_heads.values() if self.flexible else [])]:
                 head.weight.zero_()  # type: ignore[operator]
         for s in self.symbols:
-            self.register_buffer(f"sad_{s}", torch.as_tensor(sad[s], dtype=torch.float64))
-            self.register_buffer(f"charges_{s}", torch.as_tensor(basis[s].charges))
+            self.register_buffer(f"sad_{s}", torch.tensor(sad[s], dtype=torch.float64))
+            self.register_buffer(f"charges_{s}", torch.tensor(basis[s].charges))
             register_shell_scale(self, f"scale_{s}", basis[s].function_shell)
             self.register_buffer(f"function_shell_{s}",
-                                 torch.as_tensor(basis[s].function_shell), persistent=False)
+                                 torch.tensor(basis[s].function_shell), persistent=False)
 
     def per_element(self, name: str, symbol: str) -> torch.Tensor:
         """The per-function buffer ``name`` (sad, charges, scale) of one element."""
@@ -262,7 +262,7 @@ class EnergyNetwork(torch.nn.Module):
         self.register_buffer("energy_scale", torch.ones((), dtype=torch.float64))
         for s in self.symbols:
             register_shell_scale(self, f"input_scale_{s}", basis[s].function_shell)
-            self.register_buffer(f"first_of_shell_{s}", torch.as_tensor(
+            self.register_buffer(f"first_of_shell_{s}", torch.tensor(
                 first_of_shell(basis[s].function_shell)), persistent=False)
 
     def forward(self, batch: Batch, coefficients_delta: torch.Tensor, species: torch.Tensor,

@@ -63,8 +63,10 @@ class ZBLRepulsion(torch.nn.Module):
         """``cutoff``: the radius graph's (Å); no pair's envelope reaches beyond it."""
         super().__init__()
         self.cutoff = cutoff
-        self.register_buffer("radii", torch.as_tensor(covalent_radii[:max_atomic_number + 1],
-                                                      dtype=torch.float64))
+        # torch.tensor copies: torch.as_tensor would share ASE's global array, and
+        # load_state_dict would then write a saved (say float32-rounded) copy into it.
+        self.register_buffer("radii", torch.tensor(covalent_radii[:max_atomic_number + 1],
+                                                   dtype=torch.float64))
 
     def forward(self, numbers: torch.Tensor, positions: torch.Tensor, molecule: torch.Tensor,
                 src: torch.Tensor, dst: torch.Tensor, n_molecules: int) -> torch.Tensor:

@@ -32,7 +32,9 @@ ethanethiol one by default); the time of a call does not depend on the weights.
 ``sample``: ``densnet sample`` of the n-ring chains: thiophene from the literature ring, longer
 chains built (``build_chain``) from the ring of the DFT-optimised thiophene, each with its
 anti-gauche (S–C–C–S 150°) and syn-gauche (30°) inter-ring conformers, normal-mode sampled
-at 300 K and 600 K; geometries and Hessians cached in bench/out/polythiophene/cache.
+at 300 K and 600 K; optimised geometries and DFT Hessians are cached in
+bench/data/polythiophene/dft_cache (committed: each costs up to an hour, and a rerun in a later
+session skips the DFT).
 ``label``: ``densnet fit-density`` of the samples in chunks of ``--chunk`` frames, one HDF5 file
 per chunk in bench/data/polythiophene/, so that every finished chunk can be committed while a
 label run spans several working sessions (a killed chunk resumes from its part store).
@@ -339,7 +341,7 @@ def stage_sample(args: argparse.Namespace) -> None:
             if not samples_file(rings, kelvin).exists():
                 run(BIN / "densnet", "sample", start_file, "-o", samples_file(rings, kelvin),
                     "--n-samples", n, "--temperature", kelvin, *dihedrals, "--seed", seed,
-                    *LEVEL_OPTIONS, "--threads", 1, "--cache-dir", WORK / "cache")
+                    *LEVEL_OPTIONS, "--threads", 1, "--cache-dir", DATA / "dft_cache")
 
 
 def stage_label(args: argparse.Namespace) -> None:

@@ -5,7 +5,8 @@ r"""The ethanethiol / resorcinol validations of issue #7, stage by stage, resuma
 Stages (all by default, in this order; each skips what its outputs already hold):
 
 - ``sample``: ``densnet sample`` of the molecule (PySCF PBE/def2-SVP optimisation + Hessian of
-  each conformer, normal-mode sampling at 300 K and at 600 K for wider coverage);
+  each conformer, normal-mode sampling at 300 K and at 600 K for wider coverage; geometries and
+  Hessians cached in bench/data/NAME/dft_cache, committed so that later sessions skip the DFT);
 - ``label``: ``densnet fit-density`` of the samples (PBE/def2-SVP, as ethanol), one HDF5 file
   per temperature in bench/data/NAME/;
 - ``train``: ``densnet train`` with the rMD17 benchmark's architecture and schedule;
@@ -134,7 +135,7 @@ def stage_sample(m: Molecule, p: Paths) -> None:
         dihedrals = [x for c in m.conformers for x in ("--dihedral", c)]
         run(BIN / "densnet", "sample", p.start, "-o", p.samples(kelvin), "--n-samples", n,
             "--temperature", kelvin, *dihedrals, "--seed", seed, "--threads", 1,
-            "--cache-dir", p.work / "cache")
+            "--cache-dir", p.data / "dft_cache")
 
 
 def stage_label(m: Molecule, p: Paths) -> None:

@@ -38,6 +38,18 @@ session skips the DFT).
 ``label``: ``densnet fit-density`` of the samples in chunks of ``--chunk`` frames, one HDF5 file
 per chunk in bench/data/polythiophene/, so that every finished chunk can be committed while a
 label run spans several working sessions (a killed chunk resumes from its part store).
+
+Training and held-out accuracy per chain length:
+
+    python bench/polythiophene.py train [--rings 1 2 3]
+    python bench/polythiophene.py accuracy [--rings 1 2 3]
+
+``train``: ``densnet train`` (the validations' architecture and schedule, cutoff 4 Å: a local
+model) on every labelled chunk of the given chain lengths except the held-out one (the last
+300 K chunk of each length) → bench/results/models/polythiophene_{RINGS}T.pt (resumable).
+``accuracy``: ``densnet evaluate`` of that model on each held-out chunk (energy per atom,
+forces, dipole, density L1 against the fit and the stored DFT density) →
+bench/results/polythiophene_accuracy_{RINGS}T.{md,json}.
 """
 
 from __future__ import annotations
@@ -356,6 +368,87 @@ def stage_label(args: argparse.Namespace) -> None:
                         f"{first}:{last}", *LEVEL_OPTIONS, "--threads", 1, "--no-progress")
 
 
+def chunks(rings: int) -> list[Path]:
+    """The labelled chunks of the n-ring chains (all temperatures), in name order."""
+    return sorted(DATA.glob(f"{rings}T_*K_*.h5"))
+
+
+def held_out(rings: int) -> Path | None:
+    """The last chunk of the lowest-temperature samples of ``rings``: never trained on."""
+    kelvin = SAMPLES[rings][0][0]
+    mine = sorted(DATA.glob(f"{rings}T_{kelvin:.0f}K_*.h5"))
+    return mine[-1] if len(mine) > 1 else None
+
+
+def model_path(rings: list[int]) -> Path:
+    return RESULTS / "models" / f"polythiophene_{'-'.join(map(str, sorted(rings)))}T.pt"
+
+
+def stage_train(args: argparse.Namespace) -> None:
+    from validate_molecule import ARCH, SCHEDULE
+
+    files = [c for n in args.rings for c in chunks(n) if c != held_out(n)]
+    if not files:
+        raise SystemExit(f"no labelled chunks for rings {args.rings}: run `label` first")
+    model = model_path(args.rings)
+    if model.exists():
+        print(f"{model} exists")
+        return
+    resume = ["--resume"] if model.with_name(model.name + ".ckpt").exists() else []
+    run(BIN / "densnet", "train", *files, "-o", model, *ARCH, *SCHEDULE, "--cutoff", 4.0,
+        "--val-fraction", "0.1", "--no-progress", *resume)
+
+
+def stage_accuracy(args: argparse.Namespace) -> None:
+    from densnet_cli.data.atomic import write_text
+    from densnet_cli.data.hdf5 import DensityDataset
+
+    model = model_path(args.rings)
+    tag = model.stem.removeprefix("polythiophene_")
+    rows = []
+    for rings in sorted(set(args.rings) | set(args.extra_rings)):
+        test = held_out(rings)
+        if test is None:
+            print(f"{rings} rings: no held-out chunk yet")
+            continue
+        report = WORK / f"accuracy_{tag}_{test.stem}.json"
+        if not report.exists():
+            WORK.mkdir(parents=True, exist_ok=True)
+            n = len(DensityDataset(test).per_frame["energy"])
+            run(BIN / "densnet", "evaluate", model, test, "--report", report,
+                "--density-frames", n, "--dft-frames", n, "--no-progress")
+        r = json.loads(report.read_text())
+        atoms = 7 * rings + 2
+        rows.append({"rings": rings, "atoms": atoms, "trained_on": rings in args.rings,
+                     "dataset": str(test.relative_to(ROOT)), "frames": r["n_frames"],
+                     "energy_mae_meV_per_atom": r["energy_mae_meV"] / atoms,
+                     "force_mae_meV_per_A": r["force_mae_meV_per_A"],
+                     "dipole_mae_D": r["dipole_mae_D"],
+                     "density_l1_percent": r["density_l1_percent"],
+                     "density_l1_vs_dft_percent": r.get("density_l1_vs_dft_percent")})
+    command = " ".join(["python bench/polythiophene.py accuracy", *sys.argv[2:]])
+    lines = [f"# Polythiophene: held-out accuracy per chain length ({tag} model)", "",
+             f"Command: `{command}` (after `train` with the same --rings).", "",
+             f"Model `{model.relative_to(ROOT)}`, trained on the labelled chunks of "
+             f"{', '.join(map(str, sorted(args.rings)))}-ring chains except the held-out one "
+             "of each length (the last 300 K chunk); level PBE/def2-SVP, DFT grid 2.", "",
+             "| rings | atoms | in training set | frames | E MAE meV/atom | F MAE meV/Å | "
+             "μ MAE D | density L1 % (fit) | density L1 % (DFT) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        dft = r["density_l1_vs_dft_percent"]
+        lines.append(f"| {r['rings']} | {r['atoms']} | {'yes' if r['trained_on'] else 'no'} | "
+                     f"{r['frames']} | {r['energy_mae_meV_per_atom']:.2f} | "
+                     f"{r['force_mae_meV_per_A']:.1f} | {r['dipole_mae_D']:.4f} | "
+                     f"{r['density_l1_percent']:.2f} | {'–' if dft is None else f'{dft:.2f}'} |")
+    lines.append("")
+    out = RESULTS / f"polythiophene_accuracy_{tag}"
+    write_text(out.with_suffix(".json"), json.dumps({"command": command, "rows": rows},
+                                                    indent=1))
+    write_text(out.with_suffix(".md"), "\n".join(lines))
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="stage", required=True)
@@ -379,9 +472,18 @@ def main() -> None:
                            default=sorted(SAMPLES))
         if name == "label":
             stage.add_argument("--chunk", type=int, default=10, help="frames per HDF5 file")
+    for name, text in (("train", "train a local model on the labelled chunks"),
+                       ("accuracy", "held-out errors of that model per chain length")):
+        stage = sub.add_parser(name, help=text)
+        stage.add_argument("--rings", nargs="+", type=int, choices=sorted(SAMPLES),
+                           default=sorted(SAMPLES), help="chain lengths trained on")
+        if name == "accuracy":
+            stage.add_argument("--extra-rings", nargs="+", type=int, choices=sorted(SAMPLES),
+                               default=[], help="also evaluate these (extrapolation)")
     args = parser.parse_args()
     {"cost": stage_cost, "cost-report": stage_cost_report, "model-cost": stage_model_cost,
-     "sample": stage_sample, "label": stage_label}[args.stage](args)
+     "sample": stage_sample, "label": stage_label, "train": stage_train,
+     "accuracy": stage_accuracy}[args.stage](args)
 
 
 if __name__ == "__main__":

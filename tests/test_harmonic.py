@@ -192,6 +192,52 @@ def test_optimise_reports_non_convergence():
         optimise(atoms, toy_methanol(), steps=2)
 
 
+class Interrupting(Calculator):
+    """Counts force calls; raises KeyboardInterrupt at call ``stop`` (a job killed mid-way)."""
+
+    implemented_properties = ["energy", "forces"]  # noqa: RUF012
+
+    def __init__(self, inner: Calculator, stop: int | None = None) -> None:
+        super().__init__()
+        self.inner, self.stop, self.calls = inner, stop, 0
+
+    def calculate(self, atoms=None, properties=None, system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        self.calls += 1
+        if self.calls == self.stop:
+            raise KeyboardInterrupt
+        self.inner.calculate(self.atoms, properties, system_changes)
+        self.results = dict(self.inner.results)
+
+
+def test_an_interrupted_optimisation_resumes_where_it_stopped(tmp_path):
+    start = METHANOL_ATOMS.copy()
+    start.positions += np.random.default_rng(2).normal(0.0, 0.15, start.positions.shape)
+    plain = Interrupting(toy_methanol())
+    reference = optimise(start, plain, fmax=1e-6)
+    assert plain.calls > 15
+    checkpoint = tmp_path / "optimisation.npz"
+    with pytest.raises(KeyboardInterrupt):
+        optimise(start, Interrupting(toy_methanol(), stop=9), fmax=1e-6, checkpoint=checkpoint)
+    with np.load(checkpoint) as f:
+        assert len(f["positions"]) == len(f["forces"]) == 8
+    resumed_calc = Interrupting(toy_methanol())
+    resumed = optimise(start, resumed_calc, fmax=1e-6, checkpoint=checkpoint)
+    # the BFGS Hessian is rebuilt from the history: the same path, one repeated force call
+    assert resumed_calc.calls == plain.calls - 8 + 1
+    np.testing.assert_allclose(resumed.positions, reference.positions, rtol=0, atol=1e-12)
+
+
+def test_an_optimisation_checkpoint_of_another_molecule_is_refused(tmp_path):
+    checkpoint = tmp_path / "optimisation.npz"
+    start = METHANOL_ATOMS.copy()
+    start.positions += np.random.default_rng(2).normal(0.0, 0.15, start.positions.shape)
+    with pytest.raises(KeyboardInterrupt):
+        optimise(start, Interrupting(toy_methanol(), stop=3), checkpoint=checkpoint)
+    with pytest.raises(InputError, match="holds another molecule"):
+        optimise(WATER, Interrupting(toy_methanol()), checkpoint=checkpoint)
+
+
 def test_model_batches_equal_one_geometry_at_a_time():
     from densnet_cli.calculator import DenSNetCalculator
 

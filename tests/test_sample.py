@@ -151,6 +151,8 @@ def test_sample_command_output_is_labelled_by_fit_density(tmp_path, monkeypatch)
     assert frames[0].info["temperature"] == 5000.0 and frames[0].info["harmonic_energy"] > 0
     summary = json.loads(out.with_suffix(".modes.json").read_text())
     assert len(summary["conformers"][0]["frequencies_cm1"]) == 3
+    cache = tmp_path / "densnet-cache"  # the finished optimisation's checkpoint is gone
+    assert list(cache.glob("modes-*.json")) and not list(cache.glob("optimisation-*"))
 
     code, _, err = run_cli("fit-density", out, "-o", tmp_path / "samples.h5", *FAST)
     assert code == 0, err

@@ -21,16 +21,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixConstraint
 from ase.optimize import BFGS
 from tqdm import tqdm
 
 from densnet_cli.calculator import DenSNetCalculator
+from densnet_cli.data.atomic import save_npz
 from densnet_cli.errors import DenSNetError, InputError
 from densnet_cli.reference.dft import LevelOfTheory, run_dft
 from densnet_cli.spectrum.corrections import harmonic_ir_intensity
@@ -126,6 +129,28 @@ class _NoRigidMotion(FixConstraint):
         return _NoRigidMotion()
 
 
+def _snapshot(positions: np.ndarray, forces: np.ndarray) -> Atoms:
+    atoms = Atoms(positions=positions)
+    atoms.calc = SinglePointCalculator(atoms, forces=forces)
+    return atoms
+
+
+def _read_optimisation(path: Path, molecule: Atoms) -> list[Atoms]:
+    """The geometries and forces an earlier :func:`optimise` left in ``path`` (or [])."""
+    if not path.is_file():
+        return []
+    try:
+        with np.load(path) as f:
+            numbers, positions, forces = f["numbers"], f["positions"], f["forces"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"cannot read the optimisation checkpoint {path} "
+                         f"({type(exc).__name__}); delete it to start over") from None
+    if not np.array_equal(numbers, molecule.numbers):
+        raise InputError(f"the optimisation checkpoint {path} holds another molecule; delete "
+                         f"it to start over")
+    return [_snapshot(x, g) for x, g in zip(positions, forces, strict=True)]
+
+
 def _molecule(atoms: Atoms) -> Atoms:
     """A plain copy (numbers, positions, masses) of a molecule; no cell, constraints or calc."""
     if atoms.pbc.any():
@@ -137,7 +162,7 @@ def _molecule(atoms: Atoms) -> Atoms:
 
 
 def optimise(atoms: Atoms, calc: Calculator, fmax: float = 1e-4, steps: int = 500,
-             logfile: IO | str | None = None) -> Atoms:
+             logfile: IO | str | None = None, checkpoint: Path | None = None) -> Atoms:
     """Relax ``atoms`` with ASE's BFGS on ``calc`` until the largest force is below ``fmax``.
 
     The net force and torque are removed from the forces the optimiser sees (they are
@@ -147,19 +172,41 @@ def optimise(atoms: Atoms, calc: Calculator, fmax: float = 1e-4, steps: int = 50
         atoms: the starting geometry (not modified).
         calc: any ASE calculator giving forces.
         fmax: convergence threshold on the largest atomic force (eV/Å).
-        steps: the most BFGS steps allowed.
+        steps: the most BFGS steps allowed (in all, over interrupted runs).
         logfile: ASE's optimiser log (``"-"`` for stdout, a file object, or None).
+        checkpoint: an ``.npz`` file holding every geometry and force of the optimisation so
+            far, rewritten (atomically) after each force call.  A run that finds it continues
+            from its last geometry with the BFGS Hessian rebuilt from the whole history, so an
+            interrupted DFT optimisation loses at most one force call and ends where the
+            uninterrupted one would.  It belongs to one start geometry: the caller names it
+            (e.g. by a hash of the start and the level of theory) and deletes it when done.
 
     Returns:
         The optimised geometry (no calculator attached).
 
     Raises:
         DenSNetError: if the optimisation has not converged after ``steps`` steps.
+        InputError: if ``checkpoint`` holds another molecule or cannot be read.
     """
     work = _molecule(atoms)
+    history = _read_optimisation(checkpoint, work) if checkpoint is not None else []
+    if history:
+        work.positions = history[-1].positions
     work.set_constraint(_NoRigidMotion())
     work.calc = calc
-    if not BFGS(work, logfile=logfile).run(fmax=fmax, steps=steps):
+    optimiser = BFGS(work, logfile=logfile)
+    if history:
+        optimiser.replay_trajectory(history)
+    if checkpoint is not None:
+        def record() -> None:
+            if history and np.array_equal(history[-1].positions, work.positions):
+                return  # the resumed start: already recorded
+            history.append(_snapshot(work.positions, work.get_forces()))
+            save_npz(checkpoint, {"numbers": work.numbers,
+                                  "positions": np.stack([a.positions for a in history]),
+                                  "forces": np.stack([a.get_forces() for a in history])})
+        optimiser.attach(record)
+    if not optimiser.run(fmax=fmax, steps=max(steps - max(len(history) - 1, 0), 0)):
         largest = float(np.linalg.norm(work.get_forces(), axis=1).max())
         raise DenSNetError(f"the geometry optimisation did not converge in {steps} steps: the "
                            f"largest force is {largest:.2e} eV/Å, the target {fmax:.1e} eV/Å")

@@ -135,7 +135,8 @@ def dft_hessian(atoms: Atoms, level: LevelOfTheory,
 
 def compute_normal_modes(atoms: Atoms, level: LevelOfTheory, fmax: float = 1e-3,
                          threads: int | None = None, log: Log = quiet,
-                         optimiser_log: IO | None = None) -> NormalModes:
+                         optimiser_log: IO | None = None,
+                         checkpoint: Path | None = None) -> NormalModes:
     """Optimise ``atoms`` with PySCF, then compute its DFT Hessian and normal modes.
 
     Args:
@@ -145,10 +146,11 @@ def compute_normal_modes(atoms: Atoms, level: LevelOfTheory, fmax: float = 1e-3,
         threads: PySCF OpenMP threads (None: PySCF's own setting).
         log: receives one progress line before each slow step.
         optimiser_log: where ASE's BFGS writes one line per step (None: nowhere).
+        checkpoint: the optimisation's checkpoint (see :func:`optimise`); None: none.
     """
     calc = PySCFCalculator(level, threads=threads)
     log(f"optimising the geometry ({level.xc}/{level.basis}, fmax {fmax:g} eV/Å)")
-    geometry = optimise(atoms, calc, fmax=fmax, logfile=optimiser_log)
+    geometry = optimise(atoms, calc, fmax=fmax, logfile=optimiser_log, checkpoint=checkpoint)
     log("computing the analytic DFT Hessian")
     energy, hessian = dft_hessian(geometry, level, threads)
     masses = geometry.get_masses()
@@ -195,7 +197,12 @@ def cached_normal_modes(atoms: Atoms, level: LevelOfTheory, fmax: float,
         else:
             log(f"reusing the optimised geometry and Hessian in {path}")
             return modes, path
-    modes = compute_normal_modes(atoms, level, fmax, threads, log, optimiser_log)
     cache_dir.mkdir(parents=True, exist_ok=True)
+    # The optimisation (tens of DFT gradients for a larger molecule) resumes after a kill.
+    checkpoint = path.with_name(path.stem.replace("modes-", "optimisation-") + ".npz")
+    if checkpoint.is_file():
+        log(f"resuming the optimisation from {checkpoint}")
+    modes = compute_normal_modes(atoms, level, fmax, threads, log, optimiser_log, checkpoint)
     modes.save(path)
+    checkpoint.unlink(missing_ok=True)
     return modes, path

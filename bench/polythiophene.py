@@ -414,7 +414,7 @@ def stage_accuracy(args: argparse.Namespace) -> None:
         report = WORK / f"accuracy_{tag}_{test.stem}.json"
         if not report.exists():
             WORK.mkdir(parents=True, exist_ok=True)
-            n = len(DensityDataset(test).per_frame["energy"])
+            n = len(DensityDataset(test))
             run(BIN / "densnet", "evaluate", model, test, "--report", report,
                 "--density-frames", n, "--dft-frames", n, "--no-progress")
         r = json.loads(report.read_text())
@@ -432,8 +432,8 @@ def stage_accuracy(args: argparse.Namespace) -> None:
              f"Model `{model.relative_to(ROOT)}`, trained on the labelled chunks of "
              f"{', '.join(map(str, sorted(args.rings)))}-ring chains except the held-out one "
              "of each length (the last 300 K chunk); level PBE/def2-SVP, DFT grid 2.", "",
-             "| rings | atoms | in training set | frames | E MAE meV/atom | F MAE meV/Å | "
-             "μ MAE D | density L1 % (fit) | density L1 % (DFT) |",
+             "| rings | atoms | length trained on | held-out frames | E MAE meV/atom | "
+             "F MAE meV/Å | μ MAE D | density L1 % (fit) | density L1 % (DFT) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         dft = r["density_l1_vs_dft_percent"]

@@ -47,6 +47,22 @@ RESORCINOL = [
     Band(1290, "C–O stretch / ring", RECALLED), Band(1170, "C–O–H bend", RECALLED),
 ]
 
+THIOPHENE_SOURCE = ("gas-phase fundamentals of thiophene (C2v) as recalled from the classic "
+                    "assignments (Rico et al. 1965; Klots et al.); not verified offline")
+THIOPHENE = [  # the IR-active species (A1, B1, B2); the A2 modes are IR-inactive
+    Band(3126, "ν1 A1 C–H stretch", RECALLED), Band(3125, "ν15 B2 C–H stretch", RECALLED),
+    Band(3098, "ν2 A1 C–H stretch", RECALLED), Band(3086, "ν16 B2 C–H stretch", RECALLED),
+    Band(1504, "ν17 B2 ring stretch", RECALLED), Band(1409, "ν3 A1 ring stretch", RECALLED),
+    Band(1360, "ν4 A1 ring stretch", RECALLED), Band(1256, "ν18 B2 C–H bend", RECALLED),
+    Band(1085, "ν19 B2 C–H bend", RECALLED), Band(1083, "ν5 A1 C–H bend", RECALLED),
+    Band(1036, "ν6 A1 C–H bend", RECALLED), Band(872, "ν20 B2 ring", RECALLED),
+    Band(867, "ν12 B1 C–H out of plane", RECALLED), Band(839, "ν7 A1 ring breathing", RECALLED),
+    Band(751, "ν21 B2 ring deformation", RECALLED),
+    Band(712, "ν13 B1 C–H out of plane (strongest IR band)", RECALLED),
+    Band(608, "ν8 A1 ring deformation", RECALLED), Band(453, "ν14 B1 ring torsion", RECALLED),
+]
+
 EXPERIMENTS = {"ethanol": (ETHANOL, ETHANOL_SOURCE),
                "ethanethiol": (ETHANETHIOL, ETHANETHIOL_SOURCE),
-               "resorcinol": (RESORCINOL, RESORCINOL_SOURCE)}
+               "resorcinol": (RESORCINOL, RESORCINOL_SOURCE),
+               "thiophene": (THIOPHENE, THIOPHENE_SOURCE)}

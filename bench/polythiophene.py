@@ -17,7 +17,7 @@ The data set (level of theory: :data:`LEVEL`, chosen from that report — PBE/de
 ethanol level, on DFT grid level 2, whose forces differ from grid level 4 by 0.5 meV/Å RMS):
 
     python bench/polythiophene.py sample [--rings 1 2 3]
-    python bench/polythiophene.py label [--rings 1 2 3] [--chunk 10]
+    python bench/polythiophene.py label [--rings 1 2 3] [--chunk 10] [--worker K/N]
 
 DenSNet's side of the cost comparison:
 
@@ -38,6 +38,7 @@ session skips the DFT).
 ``label``: ``densnet fit-density`` of the samples in chunks of ``--chunk`` frames, one HDF5 file
 per chunk in bench/data/polythiophene/, so that every finished chunk can be committed while a
 label run spans several working sessions (a killed chunk resumes from its part store).
+``--worker K/N`` splits the chunks between N processes run side by side (one per core).
 
 Training and held-out accuracy per chain length:
 
@@ -356,14 +357,29 @@ def stage_sample(args: argparse.Namespace) -> None:
                     *LEVEL_OPTIONS, "--threads", 1, "--cache-dir", DATA / "dft_cache")
 
 
+def worker_slot(text: str) -> tuple[int, int]:
+    """``K/N`` → (K, N): this process labels the chunks whose running number is K mod N."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--worker {text!r}: expected K/N, e.g. 0/2") from None
+    if not 0 <= k < n:
+        raise argparse.ArgumentTypeError(f"--worker {text!r}: need 0 <= K < N")
+    return k, n
+
+
 def stage_label(args: argparse.Namespace) -> None:
+    k, n_workers = args.worker
+    number = 0  # running chunk number over all lengths and temperatures
     for rings in sorted(args.rings):
         for kelvin, n in SAMPLES[rings]:
             source = samples_file(rings, kelvin)
             for first in range(0, n, args.chunk):
                 last = min(first + args.chunk, n)
                 out = source.with_name(f"{source.stem}_{first:03d}-{last - 1:03d}.h5")
-                if not out.exists():
+                mine = number % n_workers == k
+                number += 1
+                if mine and not out.exists():
                     run(BIN / "densnet", "fit-density", source, "-o", out, "--index",
                         f"{first}:{last}", *LEVEL_OPTIONS, "--threads", 1, "--no-progress")
 
@@ -472,6 +488,9 @@ def main() -> None:
                            default=sorted(SAMPLES))
         if name == "label":
             stage.add_argument("--chunk", type=int, default=10, help="frames per HDF5 file")
+            stage.add_argument("--worker", type=worker_slot, default=(0, 1), metavar="K/N",
+                               help="label only every N-th chunk, from the K-th (run N of "
+                               "these side by side, K = 0 … N-1)")
     for name, text in (("train", "train a local model on the labelled chunks"),
                        ("accuracy", "held-out errors of that model per chain length")):
         stage = sub.add_parser(name, help=text)

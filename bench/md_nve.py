@@ -42,6 +42,7 @@ from densnet_cli.calculator import ModelEvaluator  # noqa: E402
 from densnet_cli.data.atomic import save_figure, write_text  # noqa: E402
 from densnet_cli.dynamics.replicas import FS, Evaluation  # noqa: E402
 from densnet_cli.dynamics.run import ReplicaRunSettings, run_replicas  # noqa: E402
+from densnet_cli.errors import InputError  # noqa: E402
 from densnet_cli.spectrum.run import SpectrumConfig, compute_spectrum  # noqa: E402
 from densnet_cli.units import BOLTZMANN_EV_PER_K  # noqa: E402
 
@@ -318,7 +319,10 @@ def main() -> None:
                    help="bench/harmonic.py JSON of the same molecule")
     p.add_argument("--experiment", choices=sorted(EXPERIMENTS), default="ethanol")
     args = parser.parse_args()
-    run(args) if args.command == "run" else report(args)
+    try:
+        run(args) if args.command == "run" else report(args)
+    except InputError as error:  # a run too short for --max-lag, a model without a species...
+        raise SystemExit(f"md_nve.py {args.command}: {error}") from None
 
 
 if __name__ == "__main__":

@@ -51,6 +51,15 @@ model) on every labelled chunk of the given chain lengths except the held-out on
 ``accuracy``: ``densnet evaluate`` of that model on each held-out chunk (energy per atom,
 forces, dipole, density L1 against the fit and the stored DFT density) →
 bench/results/polythiophene_accuracy_{RINGS}T.{md,json}.
+
+MD of a chain longer than any trained on:
+
+    python bench/polythiophene.py md [--rings 12] [--trained-on 1 2] [--replicas 4] [--nve-ps 5]
+
+``md``: the all-anti chain built from the DFT-optimised ring, Langevin-thermalised at 300 K,
+then NVE at 0.5 fs, all replicas batched (bench/md_nve.py ``run``, resumable) in
+bench/out/polythiophene/md_{N}T_{MODEL}/; ``bench/md_nve.py report --out`` that directory
+gives the drift, bond-graph and bond-length statistics and the IR spectrum.
 """
 
 from __future__ import annotations
@@ -465,6 +474,22 @@ def stage_accuracy(args: argparse.Namespace) -> None:
     print("\n".join(lines))
 
 
+def stage_md(args: argparse.Namespace) -> None:
+    """NVE of the all-anti n-ring chain with a trained model, through bench/md_nve.py."""
+    model = args.model or model_path(args.trained_on)
+    if not model.exists():
+        raise SystemExit(f"{model}: no such model: run `train --rings "
+                         f"{' '.join(map(str, args.trained_on))}` first")
+    out = WORK / f"md_{args.rings}T_{model.stem.removeprefix('polythiophene_')}"
+    out.mkdir(parents=True, exist_ok=True)
+    start = out / "start.xyz"
+    if not start.exists():  # deterministic: the DFT-optimised ring, anti, standard Cα–Cα′ bond
+        ase.io.write(start, build_chain(args.rings, monomer=optimised_ring()))
+    run(sys.executable, ROOT / "bench/md_nve.py", "run", "--model", model, "--starts", start,
+        "--out", out, "--replicas", args.replicas, "--nve-ps", args.nve_ps,
+        "--thermalise-ps", args.thermalise_ps, "--threads", args.threads)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="stage", required=True)
@@ -499,10 +524,19 @@ def main() -> None:
         if name == "accuracy":
             stage.add_argument("--extra-rings", nargs="+", type=int, choices=sorted(SAMPLES),
                                default=[], help="also evaluate these (extrapolation)")
+    md = sub.add_parser("md", help="NVE of a long all-anti chain with a trained model")
+    md.add_argument("--rings", type=int, default=12, help="chain length")
+    md.add_argument("--trained-on", nargs="+", type=int, choices=sorted(SAMPLES),
+                    default=[1, 2], help="picks the model of `train --rings` ...")
+    md.add_argument("--model", type=Path, default=None, help="... or name one")
+    md.add_argument("--replicas", type=int, default=4)
+    md.add_argument("--nve-ps", type=float, default=5.0, help="per replica")
+    md.add_argument("--thermalise-ps", type=float, default=1.0)
+    md.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     {"cost": stage_cost, "cost-report": stage_cost_report, "model-cost": stage_model_cost,
      "sample": stage_sample, "label": stage_label, "train": stage_train,
-     "accuracy": stage_accuracy}[args.stage](args)
+     "accuracy": stage_accuracy, "md": stage_md}[args.stage](args)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ from scipy.spatial.transform import Rotation
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.command import command_line, relative  # noqa: E402
 from densnet_cli.calculator import ModelEvaluator  # noqa: E402
 from densnet_cli.data.atomic import save_figure, write_text  # noqa: E402
 from densnet_cli.reference.dft import LevelOfTheory  # noqa: E402
@@ -215,11 +216,11 @@ def main() -> None:
     ase.io.write(OUT / "structures.xyz", clusters)
     load = os.getloadavg()[0]
     report: dict = {
-        "command": "python " + " ".join(sys.argv),
+        "command": command_line(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch "
                    f"{torch.__version__}, one thread per engine; load average at start "
                    f"{load:.2f}",
-        "model": str(args.model),
+        "model": relative(args.model),
     }
     evaluator = ModelEvaluator(args.model, device="cpu")
     report["model_parameters"] = sum(p.numel() for p in evaluator.model.parameters())

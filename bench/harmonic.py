@@ -42,6 +42,7 @@ from densnet_cli.reference.dft import LevelOfTheory
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.command import command_line, relative  # noqa: E402
 from bench.experiment import EXPERIMENTS  # noqa: E402
 
 
@@ -143,8 +144,8 @@ def main() -> None:
         return None if angle is None else round(angle, 1)
 
     metadata = {
-        "command": "python " + " ".join(sys.argv),
-        "model": str(args.model),
+        "command": command_line(),
+        "model": relative(args.model),
         "starting geometry": f"{args.geometry} frame {args.index}"
                              + ("" if args.hydroxyl_dihedral is None else
                                 f", H–O–C–C dihedral set to {args.hydroxyl_dihedral:g}°"),

@@ -37,6 +37,7 @@ from ase.data import chemical_symbols, covalent_radii
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.command import command_line, relative  # noqa: E402
 from bench.experiment import EXPERIMENTS  # noqa: E402
 from densnet_cli.calculator import ModelEvaluator  # noqa: E402
 from densnet_cli.data.atomic import save_figure, write_text  # noqa: E402
@@ -72,17 +73,12 @@ def run(args: argparse.Namespace) -> None:
         nve_steps=round(args.nve_ps * 2000), seed=args.seed)
     started = time.perf_counter()
     run_replicas(evaluate, atoms.numbers, atoms.get_masses(), starts, args.out, settings)
-    meta = {"command": "python " + " ".join(sys.argv), "model": str(args.model),
-            "starts": f"{_relative(args.starts)} frames {picks.tolist()}",
+    meta = {"command": command_line(), "model": relative(args.model),
+            "starts": f"{relative(args.starts)} frames {picks.tolist()}",
             "settings": asdict(settings), "torch threads": args.threads,
             "wall seconds (this invocation)": round(time.perf_counter() - started, 1)}
     write_text(args.out / "run.json", json.dumps(meta, indent=1))
     print(f"wrote {args.out}/records.npz")
-
-
-def _relative(path: Path) -> str:
-    path = path.resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def bonds(numbers: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -193,7 +189,7 @@ def report(args: argparse.Namespace) -> None:
                       "md_minus_experiment": None if exp is None else p.position_cm1 - exp})
     result = {
         "molecule": args.experiment,
-        "run": run_meta, "report command": "python " + " ".join(sys.argv),
+        "run": run_meta, "report command": command_line(),
         "replicas": n_replicas, "nve_ps_per_replica": duration_ps,
         "nve_ps_total": n_replicas * duration_ps,
         "mean_temperature_K": float(temperature.mean()),
@@ -203,7 +199,7 @@ def report(args: argparse.Namespace) -> None:
         "spectrum": {"correction": "harmonic", "max_lag_fs": args.max_lag,
                      "resolution_cm1": spectrum.lineshape.grid.resolution_cm1,
                      "peaks": peaks},
-        "harmonic_source": _relative(args.harmonic),
+        "harmonic_source": relative(args.harmonic),
         "experiment_source": experiment_source,
     }
     write_text(results.with_suffix(".json"), json.dumps(result, indent=1))

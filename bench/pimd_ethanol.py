@@ -33,6 +33,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.command import command_line, relative  # noqa: E402
 from bench.experiment import ETHANOL as EXPERIMENT  # noqa: E402
 from densnet_cli.calculator import ModelEvaluator  # noqa: E402
 from densnet_cli.data.atomic import save_figure, write_text  # noqa: E402
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> None:
         wall = run_ipi_with_serve(OUT, input_xml, serve, on_poll=progress)
     except RuntimeError as exc:
         raise SystemExit(f"PIMD failed: {exc}") from None
-    meta = {"command": "python " + " ".join(sys.argv), "model": str(args.model),
+    meta = {"command": command_line(), "model": relative(args.model),
             "beads": args.beads, "steps": steps, "timestep_fs": DT_FS,
             "wall_s": round(wall, 1)}
     write_text(OUT / "run.json", json.dumps(meta, indent=1))
@@ -167,7 +168,7 @@ def report(args: argparse.Namespace) -> None:
     stats = json.loads((OUT / "serve_stats.json").read_text())
     harmonic = json.loads(HARMONIC.read_text())["modes"]
     result = {
-        "run": meta, "report command": "python " + " ".join(sys.argv),
+        "run": meta, "report command": command_line(),
         "production_ps": meta["steps"] * DT_FS / 1000.0 - DROP_PS,
         "mean_temperature_K": float(props[keep, 3].mean()),
         "kinetic_energy_virial_eV": kinetic_cv, "classical_kinetic_eV": classical_kinetic,

@@ -1,0 +1,21 @@
+"""The command line that produced a report, as a reader of the repository would type it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def relative(path: str | Path) -> str:
+    """``path`` relative to the repository root when it lies inside it, else unchanged."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """``python bench/x.py ...`` with every absolute path inside the repository made relative
+    (reports are committed; /work/main/... means nothing on another machine)."""
+    argv = sys.argv if argv is None else argv
+    return " ".join(["python", *(relative(a) if a.startswith("/") else a for a in argv)])

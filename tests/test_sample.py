@@ -228,6 +228,7 @@ WATER_XYZ = "3\n\nO 0 0 0.119\nH 0 0.763 -0.477\nH 0 -0.763 -0.477\n"
     (WATER_XYZ, ["--dihedral", "1,0,2,1=60"], "must be different"),
     (WATER_XYZ, ["--weights", "1,2"], "--weights '1,2' must be 1 non-negative"),
     (WATER_XYZ, ["--index", "5"], "--index 5 is out of range"),
+    (WATER_XYZ, ["--workers", "0"], "--workers must be ≥ 1, not 0"),
     ("2\n\nH 0 0 0\nH 0 0 0.2\n", [], "atoms 0 (H) and 1 (H) are 0.200 Å apart"),
 ])
 def test_bad_input_is_one_clear_line_and_no_output(tmp_path, content, extra, message):
@@ -252,4 +253,29 @@ def test_conformers_file_must_hold_the_same_atoms(tmp_path):
 def test_help_states_the_units():
     code, out, _ = run_cli("sample", "--help")
     assert code == 0 and "(K)" in out and "eV/Å" in out and "Å" in out
+
+
+
+def test_conformers_in_worker_processes_give_the_same_samples(tmp_path, capfd):
+    peroxide = molecule("H2O2")
+    ase.io.write(tmp_path / "h2o2.xyz", peroxide)
+    outputs = []
+    for workers in (1, 2):
+        out = tmp_path / f"workers{workers}.xyz"
+        code, _, err = run_cli("sample", tmp_path / "h2o2.xyz", "-o", out, "--n-samples", 6,
+                               "--dihedral", "2,0,1,3=0", "--dihedral", "2,0,1,3=180",
+                               "--workers", workers, "--threads", 1,
+                               "--cache-dir", tmp_path / f"cache{workers}",
+                               *[a for a in FAST if a != "--no-progress"])
+        assert code == 0, err
+        outputs.append(ase.io.read(out, ":"))
+        # every conformer was optimised and its Hessian cached by whichever process ran it
+        assert len(list((tmp_path / f"cache{workers}").glob("modes-*.json"))) == 3
+    one, two = outputs
+    assert [f.info["conformer"] for f in one] == [f.info["conformer"] for f in two]
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_allclose(a.positions, b.positions, atol=1e-8)
+    # the worker processes' optimiser tables reach stderr, each line marked with its conformer
+    table = [line for line in capfd.readouterr().err.splitlines() if "BFGS:" in line]
+    assert table and all(line.startswith("conformer ") for line in table)
 

@@ -55,6 +55,9 @@ def _echo(message: str) -> None:
               help="Reuse and keep optimised geometries and Hessians.")
 @click.option("--threads", default=0, show_default=True,
               help="PySCF threads (0: PySCF's default, all cores).")
+@click.option("--workers", default=1, show_default=True,
+              help="Conformers optimised side by side, each in its own process with --threads "
+                   "threads (e.g. --workers 2 --threads 1 on two cores).")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Progress messages for the slow steps (and a line per optimisation step) on "
                    "stderr.")

@@ -8,11 +8,15 @@ random order so that any slice of it covers every conformer) and ``OUT.modes.jso
 
 from __future__ import annotations
 
+import io
 import json
+import multiprocessing
+import sys
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import ase.io
 import numpy as np
@@ -61,6 +65,7 @@ class SampleConfig:
     cache_dir: Path | None = None  # None: DEFAULT_CACHE_DIR beside the output
     cache: bool = True
     threads: int = 0  # 0: PySCF's default
+    workers: int = 1  # conformers optimised side by side, each in its own process
     progress: bool = True
 
     def level(self) -> LevelOfTheory:
@@ -88,6 +93,7 @@ class SampleConfig:
             (not 0 <= self.min_distance_factor < 1,
              f"--min-distance-factor must be in [0, 1), not {self.min_distance_factor}"),
             (self.threads < 0, f"--threads must be ≥ 0, not {self.threads}"),
+            (self.workers < 1, f"--workers must be ≥ 1, not {self.workers}"),
         ]
         for bad, message in problems:
             if bad:
@@ -174,13 +180,10 @@ def run_sample(cfg: SampleConfig, log: Log = quiet, warn: Log = quiet,
     _check_molecule(structure, level)
     cache_dir = (cfg.cache_dir or cfg.output.parent / DEFAULT_CACHE_DIR) if cfg.cache else None
 
-    computed = []
-    for c, conformer in enumerate(conformers):
-        def prefixed(message: str, c: int = c) -> None:
-            log(f"conformer {c} ({conformers[c].label}): {message}")
-
-        computed.append(cached_normal_modes(conformer.atoms, level, cfg.fmax, cache_dir,
-                                            cfg.threads or None, prefixed, optimiser_log))
+    jobs = [_ConformerJob(f"conformer {c} ({conformer.label}): ", conformer.atoms, level,
+                          cfg.fmax, cache_dir, cfg.threads or None)
+            for c, conformer in enumerate(conformers)]
+    computed = _conformer_modes(jobs, cfg.workers, log, optimiser_log)
 
     weights = conformer_weights(cfg.weights, np.array([m.energy for m, _ in computed]),
                                 cfg.temperature)
@@ -200,6 +203,78 @@ def run_sample(cfg: SampleConfig, log: Log = quiet, warn: Log = quiet,
     write_text(cfg.modes_path, json.dumps(_summary(cfg, results), indent=1))
     _write_frames(cfg, results, rng)
     return results
+
+
+@dataclass(frozen=True)
+class _ConformerJob:
+    """One conformer's optimisation and Hessian: what a worker process needs to run it."""
+
+    prefix: str  # "conformer 1 (dihedral ...): ", before every message it logs
+    atoms: Atoms
+    level: LevelOfTheory
+    fmax: float
+    cache_dir: Path | None
+    threads: int | None
+
+    def run(self, log: Log, optimiser_log: IO | None) -> tuple[NormalModes, Path | None]:
+        return cached_normal_modes(self.atoms, self.level, self.fmax, self.cache_dir,
+                                   self.threads, _Prefixed(log, self.prefix), optimiser_log)
+
+
+@dataclass(frozen=True)
+class _Prefixed:
+    """A log that puts a prefix before every message (a class, so that it pickles)."""
+
+    log: Log
+    prefix: str
+
+    def __call__(self, message: str) -> None:
+        self.log(self.prefix + message)
+
+
+class _PrefixedStream(io.TextIOBase):
+    """A text stream that writes each line to stderr with a prefix.
+
+    The optimiser's table of a worker process, told apart from the other workers' tables.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix, self.pending = prefix, ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            sys.stderr.write(f"{self.prefix}{line}\n")
+        sys.stderr.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _run_in_worker(job: _ConformerJob, log: Log,
+                   optimiser_table: bool) -> tuple[NormalModes, Path | None]:
+    stream = cast(IO[str], _PrefixedStream(job.prefix)) if optimiser_table else None
+    return job.run(log, stream)
+
+
+def _conformer_modes(jobs: list[_ConformerJob], workers: int, log: Log,
+                     optimiser_log: IO | None) -> list[tuple[NormalModes, Path | None]]:
+    """Every conformer's modes (and cache file), in order.
+
+    One after another in this process, or ``workers`` at a time in fresh processes (each
+    conformer's DFT is independent; the cache files are per conformer, so finished ones survive
+    a failure of another).
+    """
+    if workers == 1 or len(jobs) == 1:
+        return [job.run(log, optimiser_log) for job in jobs]
+    # spawn, not fork: PySCF's and PyTorch's thread pools do not survive a fork
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
+        futures = [pool.submit(_run_in_worker, job, log, optimiser_log is not None)
+                   for job in jobs]
+        return [future.result() for future in futures]
 
 
 def _write_frames(cfg: SampleConfig, results: list[ConformerResult],

@@ -16,7 +16,7 @@ every level, the power law fitted to the longest chains, and its extrapolation t
 The data set (level of theory: :data:`LEVEL`, chosen from that report — PBE/def2-SVP, the
 ethanol level, on DFT grid level 2, whose forces differ from grid level 4 by 0.5 meV/Å RMS):
 
-    python bench/polythiophene.py sample [--rings 1 2 3]
+    python bench/polythiophene.py sample [--rings 1 2 3] [--workers 2]
     python bench/polythiophene.py label [--rings 1 2 3] [--chunk 10] [--worker K/N]
 
 DenSNet's side of the cost comparison:
@@ -363,7 +363,8 @@ def stage_sample(args: argparse.Namespace) -> None:
             if not samples_file(rings, kelvin).exists():
                 run(BIN / "densnet", "sample", start_file, "-o", samples_file(rings, kelvin),
                     "--n-samples", n, "--temperature", kelvin, *dihedrals, "--seed", seed,
-                    *LEVEL_OPTIONS, "--threads", 1, "--cache-dir", DATA / "dft_cache")
+                    *LEVEL_OPTIONS, "--threads", 1, "--workers", args.workers,
+                    "--cache-dir", DATA / "dft_cache")
 
 
 def worker_slot(text: str) -> tuple[int, int]:
@@ -511,6 +512,9 @@ def main() -> None:
         stage = sub.add_parser(name, help=text)
         stage.add_argument("--rings", nargs="+", type=int, choices=sorted(SAMPLES),
                            default=sorted(SAMPLES))
+        if name == "sample":
+            stage.add_argument("--workers", type=int, default=1,
+                               help="conformers optimised side by side (one core each)")
         if name == "label":
             stage.add_argument("--chunk", type=int, default=10, help="frames per HDF5 file")
             stage.add_argument("--worker", type=worker_slot, default=(0, 1), metavar="K/N",

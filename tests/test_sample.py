@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import ase.io
 import numpy as np
@@ -279,3 +280,34 @@ def test_conformers_in_worker_processes_give_the_same_samples(tmp_path, capfd):
     table = [line for line in capfd.readouterr().err.splitlines() if "BFGS:" in line]
     assert table and all(line.startswith("conformer ") for line in table)
 
+
+
+def test_a_second_run_waits_for_the_conformer_another_is_optimising(tmp_path, monkeypatch):
+    real, computing, calls = normal_modes.compute_normal_modes, threading.Event(), []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        computing.set()  # the first run holds the conformer's lock from here on
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(normal_modes, "compute_normal_modes", counted)
+    results: list = [None, None]
+    logs: list[list[str]] = [[], []]
+
+    def run(k: int) -> None:
+        results[k] = normal_modes.cached_normal_modes(WATER, FAST_LEVEL, 1e-3, tmp_path,
+                                                      threads=1, log=logs[k].append)
+
+    first = threading.Thread(target=run, args=(0,))
+    first.start()
+    assert computing.wait(60)
+    second = threading.Thread(target=run, args=(1,))
+    second.start()
+    first.join()
+    second.join()
+    assert len(calls) == 1  # the optimisation and Hessian ran once
+    assert any("waiting for it" in line for line in logs[1])
+    assert any("reusing" in line for line in logs[1])
+    (one, path_one), (two, path_two) = results
+    assert path_one == path_two
+    np.testing.assert_array_equal(one.hessian, two.hessian)

@@ -19,6 +19,7 @@ mode eigenvalues ω² in eV Å⁻² amu⁻¹.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 from collections.abc import Callable
@@ -189,20 +190,39 @@ def cached_normal_modes(atoms: Atoms, level: LevelOfTheory, fmax: float,
     if cache_dir is None:
         return compute_normal_modes(atoms, level, fmax, threads, log, optimiser_log), None
     path = cache_dir / f"modes-{cache_key(atoms, level, fmax)}.json"
-    if path.is_file():
-        try:
-            modes = NormalModes.load(path)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log(f"ignoring unreadable cache file {path} ({type(exc).__name__}); recomputing")
-        else:
-            log(f"reusing the optimised geometry and Hessian in {path}")
-            return modes, path
+    modes = _read_cache(path, log)
+    if modes is not None:
+        return modes, path
     cache_dir.mkdir(parents=True, exist_ok=True)
-    # The optimisation (tens of DFT gradients for a larger molecule) resumes after a kill.
-    checkpoint = path.with_name(path.stem.replace("modes-", "optimisation-") + ".npz")
-    if checkpoint.is_file():
-        log(f"resuming the optimisation from {checkpoint}")
-    modes = compute_normal_modes(atoms, level, fmax, threads, log, optimiser_log, checkpoint)
-    modes.save(path)
-    checkpoint.unlink(missing_ok=True)
+    # One process at a time per conformer (two runs of the same molecule at two temperatures,
+    # or --workers): a second one waits, then reuses what the first cached.
+    with open(path.with_suffix(".lock"), "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"another process is optimising this conformer ({path.name}); waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            modes = _read_cache(path, log)
+            if modes is not None:
+                return modes, path
+        # The optimisation (tens of DFT gradients for a larger molecule) resumes after a kill.
+        checkpoint = path.with_name(path.stem.replace("modes-", "optimisation-") + ".npz")
+        if checkpoint.is_file():
+            log(f"resuming the optimisation from {checkpoint}")
+        modes = compute_normal_modes(atoms, level, fmax, threads, log, optimiser_log, checkpoint)
+        modes.save(path)
+        checkpoint.unlink(missing_ok=True)
     return modes, path
+
+
+def _read_cache(path: Path, log: Log) -> NormalModes | None:
+    """The cached modes at ``path``, or None when there are none (or they are unreadable)."""
+    if not path.is_file():
+        return None
+    try:
+        modes = NormalModes.load(path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log(f"ignoring unreadable cache file {path} ({type(exc).__name__}); recomputing")
+        return None
+    log(f"reusing the optimised geometry and Hessian in {path}")
+    return modes

@@ -12,7 +12,7 @@ from ase import Atoms
 from ase.build import molecule
 from ase.data import covalent_radii
 
-from densnet_cli.analysis.harmonic import PySCFCalculator, harmonic_analysis
+from densnet_cli.analysis.harmonic import PySCFCalculator, harmonic_analysis, optimise
 from densnet_cli.data.hdf5 import DensityDataset
 from densnet_cli.errors import DenSNetError, InputError
 from densnet_cli.reference.dft import LevelOfTheory
@@ -153,7 +153,7 @@ def test_sample_command_output_is_labelled_by_fit_density(tmp_path, monkeypatch)
     summary = json.loads(out.with_suffix(".modes.json").read_text())
     assert len(summary["conformers"][0]["frequencies_cm1"]) == 3
     cache = tmp_path / "densnet-cache"  # the finished optimisation's checkpoint is gone
-    assert list(cache.glob("modes-*.json")) and not list(cache.glob("optimisation-*"))
+    assert list(cache.glob("modes-*.json")) and not list(cache.glob("optimisation-*.npz"))
 
     code, _, err = run_cli("fit-density", out, "-o", tmp_path / "samples.h5", *FAST)
     assert code == 0, err
@@ -311,3 +311,20 @@ def test_a_second_run_waits_for_the_conformer_another_is_optimising(tmp_path, mo
     (one, path_one), (two, path_two) = results
     assert path_one == path_two
     np.testing.assert_array_equal(one.hessian, two.hessian)
+
+
+def test_an_unfinished_optimisation_resumes_with_a_looser_fmax(tmp_path):
+    start = WATER.copy()
+    start.positions[1] += [0.0, 0.08, 0.05]
+    # a run at fmax 1e-4 that ran out of steps leaves its checkpoint, named by start and level
+    checkpoint = tmp_path / f"optimisation-{normal_modes.cache_key(start, FAST_LEVEL, None)}.npz"
+    with pytest.raises(DenSNetError, match="did not converge"):
+        optimise(start, PySCFCalculator(FAST_LEVEL, threads=1), fmax=1e-4, steps=3,
+                 checkpoint=checkpoint)
+    with np.load(checkpoint) as f:
+        assert len(f["positions"]) == 4
+    log: list[str] = []
+    _, path = normal_modes.cached_normal_modes(start, FAST_LEVEL, 5e-3, tmp_path, threads=1,
+                                               log=log.append)
+    assert any(line.startswith("resuming the optimisation from") for line in log), log
+    assert not checkpoint.exists() and path is not None and path.is_file()

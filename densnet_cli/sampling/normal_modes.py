@@ -165,11 +165,12 @@ def compute_normal_modes(atoms: Atoms, level: LevelOfTheory, fmax: float = 1e-3,
                               method="finite-difference")
 
 
-def cache_key(atoms: Atoms, level: LevelOfTheory, fmax: float) -> str:
+def cache_key(atoms: Atoms, level: LevelOfTheory, fmax: float | None) -> str:
     """Hash of everything that determines :func:`compute_normal_modes`' result (hex, 24 chars).
 
     Positions enter rounded to 1e-6 Å, so a geometry that went through a text file once more
-    still hits the cache.
+    still hits the cache.  ``fmax=None`` names the optimisation path instead, which does not
+    depend on where it stops: a run with another ``fmax`` resumes the same checkpoint.
     """
     identity = {"format": CACHE_FORMAT, "numbers": atoms.numbers.tolist(),
                 "positions": [f"{x:.6f}" for x in atoms.positions.ravel()],
@@ -194,9 +195,12 @@ def cached_normal_modes(atoms: Atoms, level: LevelOfTheory, fmax: float,
     if modes is not None:
         return modes, path
     cache_dir.mkdir(parents=True, exist_ok=True)
+    # The optimisation (tens of DFT gradients for a larger molecule) resumes after a kill, also
+    # with another fmax (BFGS takes the same steps until it stops).
+    checkpoint = cache_dir / f"optimisation-{cache_key(atoms, level, None)}.npz"
     # One process at a time per conformer (two runs of the same molecule at two temperatures,
     # or --workers): a second one waits, then reuses what the first cached.
-    with open(path.with_suffix(".lock"), "w") as lock:
+    with open(checkpoint.with_suffix(".lock"), "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -205,8 +209,6 @@ def cached_normal_modes(atoms: Atoms, level: LevelOfTheory, fmax: float,
             modes = _read_cache(path, log)
             if modes is not None:
                 return modes, path
-        # The optimisation (tens of DFT gradients for a larger molecule) resumes after a kill.
-        checkpoint = path.with_name(path.stem.replace("modes-", "optimisation-") + ".npz")
         if checkpoint.is_file():
             log(f"resuming the optimisation from {checkpoint}")
         modes = compute_normal_modes(atoms, level, fmax, threads, log, optimiser_log, checkpoint)

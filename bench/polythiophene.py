@@ -331,11 +331,11 @@ CONFORMERS = {"anti-gauche": 150.0, "syn-gauche": 30.0}  # S–C–C–S of ever
 CHAIN_FMAX = 5e-3
 
 
-def run(*command: object) -> None:
-    """Run a command (printed first) on one thread; stop with its exit code if it fails."""
+def run(*command: object, threads: int = 1) -> None:
+    """Run a command (printed first) on ``threads`` threads; stop if it fails."""
     args = [str(c) for c in command]
     print("$ " + " ".join(args), flush=True)
-    code = subprocess.run(args, env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode
+    code = subprocess.run(args, env={**os.environ, "OMP_NUM_THREADS": str(threads)}).returncode
     if code != 0:
         raise SystemExit(f"failed with exit code {code}")
 
@@ -428,7 +428,7 @@ def stage_train(args: argparse.Namespace) -> None:
         return
     resume = ["--resume"] if model.with_name(model.name + ".ckpt").exists() else []
     run(BIN / "densnet", "train", *files, "-o", model, *ARCH, *SCHEDULE, "--cutoff", 4.0,
-        "--val-fraction", "0.1", "--no-progress", *resume)
+        "--val-fraction", "0.1", "--no-progress", *resume, threads=args.threads)
 
 
 def stage_accuracy(args: argparse.Namespace) -> None:
@@ -531,6 +531,8 @@ def main() -> None:
         stage = sub.add_parser(name, help=text)
         stage.add_argument("--rings", nargs="+", type=int, choices=sorted(SAMPLES),
                            default=sorted(SAMPLES), help="chain lengths trained on")
+        if name == "train":
+            stage.add_argument("--threads", type=int, default=1, help="PyTorch threads")
         if name == "accuracy":
             stage.add_argument("--extra-rings", nargs="+", type=int, choices=sorted(SAMPLES),
                                default=[], help="also evaluate these (extrapolation)")

@@ -145,6 +145,10 @@ def signed(value: float | None, fmt: str) -> str:
     return "–" if value is None else format(value, fmt)
 
 
+def difference(peak, reference: float | None) -> float | None:
+    return None if reference is None else peak.position_cm1 - reference
+
+
 def report(args: argparse.Namespace) -> None:
     out, results = args.out, args.results
     data = np.load(out / "records.npz")
@@ -172,23 +176,21 @@ def report(args: argparse.Namespace) -> None:
         inputs=inputs, output=results.with_suffix(".csv"), max_lag=args.max_lag,
         temperature=300.0, intensity="absolute", min_wavenumber=100.0, max_wavenumber=4000.0,
         peak_threshold=0.02))
-    harmonic = json.loads(args.harmonic.read_text())
-    bands, experiment_source = EXPERIMENTS[args.experiment]
-    modes = harmonic["modes"]
+    modes = json.loads(args.harmonic.read_text())["modes"] if args.harmonic else []
+    bands, experiment_source = EXPERIMENTS.get(args.experiment, ([], "none"))
     pyscf = [m["reference_cm1"] for m in modes]
     model = [m["model_cm1"] for m in modes]
     experiment = [b.wavenumber_cm1 for b in bands]
     peaks = []
     for p in sorted(spectrum.peaks, key=lambda p: p.position_cm1):
-        ref, mod = (nearest(p.position_cm1, c) for c in (pyscf, model))
-        exp = matched_band(p.position_cm1, experiment)
+        ref, mod = (nearest(p.position_cm1, c) if c else None for c in (pyscf, model))
+        exp = matched_band(p.position_cm1, experiment) if experiment else None
         peaks.append({"md_cm1": p.position_cm1, "integrated_km_mol": p.integrated,
-                      "model_harmonic_cm1": mod, "md_minus_model_harmonic": p.position_cm1 - mod,
-                      "pyscf_harmonic_cm1": ref, "md_minus_pyscf": p.position_cm1 - ref,
-                      "experiment_cm1": exp,
-                      "md_minus_experiment": None if exp is None else p.position_cm1 - exp})
+                      "model_harmonic_cm1": mod, "md_minus_model_harmonic": difference(p, mod),
+                      "pyscf_harmonic_cm1": ref, "md_minus_pyscf": difference(p, ref),
+                      "experiment_cm1": exp, "md_minus_experiment": difference(p, exp)})
     result = {
-        "molecule": args.experiment,
+        "molecule": args.name or args.experiment,
         "run": run_meta, "report command": command_line(),
         "replicas": n_replicas, "nve_ps_per_replica": duration_ps,
         "nve_ps_total": n_replicas * duration_ps,
@@ -199,7 +201,7 @@ def report(args: argparse.Namespace) -> None:
         "spectrum": {"correction": "harmonic", "max_lag_fs": args.max_lag,
                      "resolution_cm1": spectrum.lineshape.grid.resolution_cm1,
                      "peaks": peaks},
-        "harmonic_source": relative(args.harmonic),
+        "harmonic_source": relative(args.harmonic) if args.harmonic else None,
         "experiment_source": experiment_source,
     }
     write_text(results.with_suffix(".json"), json.dumps(result, indent=1))
@@ -257,8 +259,9 @@ def markdown(r: dict) -> str:
         "| MD peak cm⁻¹ | km/mol | model harm. | Δ | PySCF harm. | Δ | experiment | Δ |",
         "|---|---|---|---|---|---|---|---|",
         *(f"| {p['md_cm1']:.0f} | {p['integrated_km_mol']:.1f} | "
-          f"{p['model_harmonic_cm1']:.0f} | {p['md_minus_model_harmonic']:+.0f} | "
-          f"{p['pyscf_harmonic_cm1']:.0f} | {p['md_minus_pyscf']:+.0f} | "
+          f"{signed(p['model_harmonic_cm1'], '.0f')} | "
+          f"{signed(p['md_minus_model_harmonic'], '+.0f')} | "
+          f"{signed(p['pyscf_harmonic_cm1'], '.0f')} | {signed(p['md_minus_pyscf'], '+.0f')} | "
           f"{signed(p['experiment_cm1'], '.0f')} | "
           f"{signed(p['md_minus_experiment'], '+.0f')} |"
           for p in r["spectrum"]["peaks"]), "",
@@ -279,7 +282,7 @@ def plot(path: Path, time_fs, total, temperature, spectrum, modes, experiment) -
     axes[1].set(xlabel="time (ps)", ylabel="T (K), replica mean")
     ax = axes[2]
     ax.plot(spectrum.wavenumber_cm1, spectrum.intensity, color="k", lw=1, label="DenSNet MD")
-    scale = spectrum.intensity.max() / max(m["reference_km_mol"] for m in modes)
+    scale = spectrum.intensity.max() / max([m["reference_km_mol"] for m in modes], default=1.0)
     for i, m in enumerate(modes):
         ax.vlines(m["reference_cm1"], 0, scale * m["reference_km_mol"], color="tab:blue",
                   lw=1.5, label="PySCF harmonic (scaled)" if i == 0 else None)
@@ -311,9 +314,12 @@ def main() -> None:
     p.add_argument("--max-lag", type=float, default=1000.0, help="fs")
     p.add_argument("--out", type=Path, default=OUT, help="work directory of the run")
     p.add_argument("--results", type=Path, default=RESULTS, help="output prefix")
-    p.add_argument("--harmonic", type=Path, default=HARMONIC,
-                   help="bench/harmonic.py JSON of the same molecule")
-    p.add_argument("--experiment", choices=sorted(EXPERIMENTS), default="ethanol")
+    p.add_argument("--harmonic", type=lambda text: None if text == "none" else Path(text),
+                   default=HARMONIC,
+                   help="bench/harmonic.py JSON of the same molecule, or none")
+    p.add_argument("--experiment", choices=[*sorted(EXPERIMENTS), "none"], default="ethanol")
+    p.add_argument("--name", default=None, help="the molecule, for the title "
+                   "(default: --experiment)")
     args = parser.parse_args()
     try:
         run(args) if args.command == "run" else report(args)

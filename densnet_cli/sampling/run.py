@@ -167,7 +167,8 @@ def run_sample(cfg: SampleConfig, log: Log = quiet, warn: Log = quiet,
 
     Args:
         cfg: the options.
-        log: receives a progress line before each slow step.
+        log: receives a progress line before each slow step (with ``cfg.workers`` > 1 it is
+            sent to the worker processes, so it must pickle: a module-level function).
         warn: receives warnings (modes that are not displaced).
         optimiser_log: where ASE's BFGS writes a line per optimisation step (None: nowhere).
     """

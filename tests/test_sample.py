@@ -328,3 +328,43 @@ def test_an_unfinished_optimisation_resumes_with_a_looser_fmax(tmp_path):
                                                log=log.append)
     assert any(line.startswith("resuming the optimisation from") for line in log), log
     assert not checkpoint.exists() and path is not None and path.is_file()
+
+
+def test_the_translational_sum_rule_repairs_a_coarse_grid_analytic_hessian():
+    # PySCF's analytic Hessian leaves out the grid response; on a coarse grid with sulfur that
+    # breaks translational invariance badly.  Methanethiol at STO-3G (any geometry will do:
+    # the same geometry on both grids).
+    thiol = molecule("CH3SH")
+    level = {g: LevelOfTheory(basis="sto-3g", grid_level=g, conv_tol=1e-9) for g in (1, 4)}
+    raw = {g: normal_modes.dft_hessian(thiol, level[g], threads=1)[1] for g in (1, 4)}
+
+    def frequencies(hessian):
+        return modes_from_hessian(thiol.numbers, thiol.positions, thiol.get_masses(),
+                                  hessian).frequencies_cm1
+
+    fixed, violation = normal_modes.impose_translational_sum_rule(raw[1])
+    assert violation > 10.0  # eV/Å²: the coarse grid's on-atom blocks are far off
+    n = len(thiol)
+    # zero up to the asymmetric part of the off-atom sums, which symmetrising leaves (~1e-3)
+    np.testing.assert_allclose(fixed.reshape(n, 3, n, 3).sum(axis=2), 0.0, atol=5e-3)
+    np.testing.assert_allclose(fixed, fixed.T, atol=1e-12)
+    reference = frequencies(normal_modes.impose_translational_sum_rule(raw[4])[0])
+    assert np.abs(frequencies(raw[1]) - reference).max() > 20.0  # cm⁻¹, uncorrected
+    assert np.abs(frequencies(fixed) - reference).max() < 2.0  # cm⁻¹, corrected
+
+
+def test_a_cached_analytic_hessian_from_before_the_sum_rule_is_corrected_on_reading(tmp_path):
+    modes, hessian = spring_modes(k=20.0)
+    broken = hessian + np.diag(np.linspace(0.5, 2.0, len(hessian)))  # on-atom blocks off
+    old = modes_from_hessian(modes.numbers, modes.positions, modes.masses, broken, energy=-1.0)
+    atoms = Atoms(numbers=modes.numbers, positions=modes.positions, masses=modes.masses)
+    path = tmp_path / f"modes-{normal_modes.cache_key(atoms, FAST_LEVEL, 1e-3)}.json"
+    data = old.to_dict()
+    del data["sum_rule_violation"]  # the format written before the correction existed
+    path.write_text(json.dumps(data))
+    log: list[str] = []
+    read, _ = normal_modes.cached_normal_modes(atoms, FAST_LEVEL, 1e-3, tmp_path, log=log.append)
+    assert any("sum rule imposed on the cached" in line for line in log)
+    assert read.sum_rule_violation == pytest.approx(2.0)
+    np.testing.assert_allclose(read.frequencies_cm1, modes.frequencies_cm1, atol=1e-6)
+    assert NormalModes.load(path).sum_rule_violation == pytest.approx(2.0)  # kept

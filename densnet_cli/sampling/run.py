@@ -306,6 +306,7 @@ def _summary(cfg: SampleConfig, results: list[ConformerResult]) -> dict:
             "dft_energy": r.modes.energy, "relative_energy": r.modes.energy - lowest,
             "frequencies_cm1": r.modes.frequencies_cm1.tolist(),
             "displaced_modes": r.samples.displaced.tolist(), "hessian": r.modes.method,
+            "hessian_sum_rule_violation_eV_per_A2": r.modes.to_dict()["sum_rule_violation"],
             "weight": r.weight, "n_samples": len(r.samples.positions),
             "n_rejected": r.samples.n_rejected,
             "cache_file": str(r.cache_file) if r.cache_file else None})

@@ -152,9 +152,10 @@ def dft_hessian(atoms: Atoms, level: LevelOfTheory,
     """DFT energy (eV) and analytic Cartesian Hessian (eV/Å²) of ``atoms``.
 
     The SCF is :func:`~densnet_cli.reference.dft.run_dft`'s (density fitting, retries); its
-    ``Hessian()`` is PySCF's analytic one.  Neither PySCF's gradient nor its Hessian includes the
-    response of the integration grid, so on coarse grids they differ slightly from finite
-    differences.
+    ``Hessian()`` is PySCF's analytic one, returned as it comes.  Neither PySCF's gradient nor
+    its Hessian includes the response of the integration grid: the gradient differs slightly
+    from finite differences on coarse grids, the Hessian can break translational invariance
+    badly (:func:`impose_translational_sum_rule`, which :func:`compute_normal_modes` applies).
 
     Returns:
         The energy and the Hessian, or the energy and None where PySCF has no analytic Hessian

@@ -151,3 +151,17 @@ def test_loading_weights_leaves_the_inputs_of_the_model_alone(ethanol):
     for s in sad:
         np.testing.assert_array_equal(ethanol.sad[s], sad[s])
         np.testing.assert_array_equal(ethanol.basis[s].charges, charges[s])
+
+
+def test_a_large_exactly_built_molecule_has_no_self_edges():
+    # cdist's matrix-product path (used above 25 atoms) left ~1e-7 on the diagonal of the
+    # 5-ring chain (37 atoms): a self-edge of zero length, NaN energies and forces.
+    from densnet_cli.model.batch import radius_graph
+    from densnet_cli.systems.oligothiophene import build_chain
+
+    chain = build_chain(5)
+    positions = torch.tensor(chain.positions, dtype=torch.float64)
+    src, dst = radius_graph(positions, torch.zeros(len(chain), dtype=torch.long), 4.0)
+    assert len(src) > 0 and not bool((src == dst).any())
+    d = (positions[src] - positions[dst]).norm(dim=1)
+    assert float(d.min()) > 0.9

@@ -111,8 +111,12 @@ def radius_graph(positions: torch.Tensor, molecule: torch.Tensor, cutoff: float
     with torch.no_grad():
         for m in torch.unique(molecule):
             atoms = torch.nonzero(molecule == m).squeeze(1)
-            d = torch.cdist(positions[atoms], positions[atoms])
-            i, j = torch.nonzero((d < cutoff) & (d > 0), as_tuple=True)
+            # not the matrix-product path: above 25 atoms it leaves ~1e-7 on the diagonal, which
+            # `d > 0` took for an edge (a zero-length self-edge: NaN from the radial basis)
+            d = torch.cdist(positions[atoms], positions[atoms],
+                            compute_mode="donot_use_mm_for_euclid_dist")
+            distinct = ~torch.eye(len(atoms), dtype=torch.bool, device=d.device)
+            i, j = torch.nonzero((d < cutoff) & distinct, as_tuple=True)
             src.append(atoms[i])
             dst.append(atoms[j])
     return torch.cat(src), torch.cat(dst)

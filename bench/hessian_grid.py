@@ -34,12 +34,12 @@ from densnet_cli.sampling.normal_modes import (  # noqa: E402
     impose_translational_sum_rule,
     modes_from_hessian,
 )
-from densnet_cli.units import HARTREE_TO_EV, angstrom_to_bohr  # noqa: E402
+from densnet_cli.units import BOHR_TO_ANGSTROM, HARTREE_TO_EV, angstrom_to_bohr  # noqa: E402
 
 CACHE = ROOT / "bench/data/polythiophene/dft_cache"
 THIOPHENE = CACHE / "modes-9d18e60267da129695a83b96.json"
 BITHIOPHENE = CACHE / "modes-346917ebfcbe7d099b470163.json"  # anti-gauche conformer
-BOHR = 0.529177210903  # Å
+
 
 
 def hessians(args: argparse.Namespace) -> None:
@@ -77,7 +77,7 @@ def curvature(args: argparse.Namespace) -> None:
             result, _ = run_dft(atoms.numbers, angstrom_to_bohr(atoms.positions + step * v),
                                 level)
             energies.append(result.energy * HARTREE_TO_EV)
-            slope = float((result.gradient * HARTREE_TO_EV / BOHR * v).sum())
+            slope = float((result.gradient * HARTREE_TO_EV / BOHR_TO_ANGSTROM * v).sum())
             print(f"  grid {grid}, step {step:+.2f} Å: dE/ds {slope:+.4f} eV/Å", flush=True)
         e = np.array(energies)
         print(f"grid {grid}: E − E(0) = {1e3 * (e[0] - e[1]):.3f}, {1e3 * (e[2] - e[1]):.3f} meV; "

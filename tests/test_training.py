@@ -149,3 +149,44 @@ def test_refine_stage_needs_density_matrices_and_flexible_needs_refine(tmp_path)
     code, _, err = run_cli("train", DATA, "-o", tmp_path / "m.pt", *TINY,
                            "--max-exponent-factor", "1.5")
     assert code == 1 and "set epochs_refine > 0" in err
+
+
+def test_reference_energies_are_refitted_so_no_composition_keeps_an_offset(tmp_path):
+    """Water and methane in one training set: after a short run the model's mean energy error
+    over each molecule's training frames is zero (the per-element reference energies are
+    re-fitted by least squares after the energy stage), and the shift that did it is recorded.
+    """
+    import ase.io
+    import numpy as np
+    from ase.build import molecule
+
+    from densnet_cli.evaluation.predict import Predictor
+    from densnet_cli.training.data import load_training_data, split
+    from tests.conftest import FAST, WATER, jiggled
+
+    files = []
+    for name, atoms in (("water", WATER), ("methane", molecule("CH4"))):
+        ase.io.write(tmp_path / f"{name}.xyz", jiggled(atoms, 10, amplitude=0.08),
+                     format="extxyz")
+        files.append(tmp_path / f"{name}.h5")
+        code, _, err = run_cli("fit-density", tmp_path / f"{name}.xyz", "-o", files[-1], *FAST)
+        assert code == 0, err
+    model = tmp_path / "m.pt"
+    code, _, err = run_cli("train", *files, "-o", model, *TINY, "--epochs-density", "2",
+                           "--epochs-energy", "3", "--dtype", "float64", "--progress")
+    assert code == 0, err
+    assert "reference energies re-fitted" in err
+    refit = load_model(model)[1]["training"]["reference_energy_refit_eV"]["energy"]
+    assert set(refit) == {"H", "C", "O"} and max(abs(v) for v in refit.values()) > 1e-3
+
+    frames = load_training_data(files).frames
+    train, _ = split(len(frames), 0.2, 0)
+    predictor = Predictor(model)
+    errors = {"water": [], "methane": []}
+    for i in train:
+        f = frames[i]
+        error = predictor.predict_many([(f.numbers, f.positions)])[0]["energy"] - f.energy
+        errors["methane" if 6 in f.numbers else "water"].append(error)
+    for name, e in errors.items():
+        assert len(e) >= 6
+        assert abs(np.mean(e)) < 1e-6, (name, np.mean(e))  # eV per molecule

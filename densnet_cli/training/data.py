@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ase.data import chemical_symbols
+from ase.data import atomic_numbers, chemical_symbols
 
 from densnet_cli import units
 from densnet_cli.basis.layout import BasisSet
@@ -190,9 +190,8 @@ def statistics(data: TrainingData, train: Sequence[int] | np.ndarray, cutoff: fl
     sums = {s: np.zeros(len(data.basis[s].shells)) for s in symbols}
     delta_sums = {s: np.zeros(len(data.basis[s].shells)) for s in symbols}
     counts = dict.fromkeys(symbols, 0)
-    composition = np.zeros((len(train), len(symbols)))
     energies, forces, neighbours, n_atoms = [], [], 0, 0
-    for row, i in enumerate(train):
+    for i in train:
         f = data.frames[i]
         offsets = data.basis.atom_offsets(f.numbers)
         for atom, z in enumerate(f.numbers):
@@ -203,7 +202,6 @@ def statistics(data: TrainingData, train: Sequence[int] | np.ndarray, cutoff: fl
             sums[s] += np.bincount(eb.function_shell, (d if delta else c) ** 2)
             delta_sums[s] += np.bincount(eb.function_shell, d**2)
             counts[s] += 1
-            composition[row, symbols.index(s)] += 1
         energies.append(f.energy)
         forces.append(f.forces.ravel())
         pos = torch.as_tensor(f.positions)
@@ -212,11 +210,22 @@ def statistics(data: TrainingData, train: Sequence[int] | np.ndarray, cutoff: fl
     per_shell = {s: np.bincount(data.basis[s].function_shell) for s in symbols}
     rms = {s: _safe_rms(sums[s], counts[s] * per_shell[s]) for s in symbols}
     delta_rms = {s: _safe_rms(delta_sums[s], counts[s] * per_shell[s]) for s in symbols}
-    ref, *_ = np.linalg.lstsq(composition, np.array(energies), rcond=None)
+    ref, *_ = np.linalg.lstsq(composition([data.frames[i].numbers for i in train], symbols),
+                              np.array(energies), rcond=None)
     return Statistics(shell_rms=rms, delta_rms=delta_rms,
                       reference_energy={s: float(e) for s, e in zip(symbols, ref, strict=True)},
                       force_rms=float(np.sqrt(np.mean(np.concatenate(forces) ** 2))),
                       avg_num_neighbors=neighbours / n_atoms)
+
+
+def composition(numbers: Sequence[np.ndarray], symbols: Sequence[str]) -> np.ndarray:
+    """(molecules, elements) atom counts, the elements in the order of ``symbols``."""
+    column = {atomic_numbers[s]: k for k, s in enumerate(symbols)}
+    counts = np.zeros((len(numbers), len(symbols)))
+    for row, z in enumerate(numbers):
+        for atom in z:
+            counts[row, column[int(atom)]] += 1
+    return counts
 
 
 def _safe_rms(sum_sq: np.ndarray, n: np.ndarray) -> np.ndarray:

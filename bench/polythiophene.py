@@ -427,8 +427,9 @@ def stage_train(args: argparse.Namespace) -> None:
         print(f"{model} exists")
         return
     resume = ["--resume"] if model.with_name(model.name + ".ckpt").exists() else []
-    run(BIN / "densnet", "train", *files, "-o", model, *ARCH, *SCHEDULE, "--cutoff", 4.0,
-        "--val-fraction", "0.1", "--no-progress", *resume, threads=args.threads)
+    energy = ["--epochs-energy", args.epochs_energy] if args.epochs_energy else []
+    run(BIN / "densnet", "train", *files, "-o", model, *ARCH, *SCHEDULE, *energy, "--cutoff",
+        4.0, "--val-fraction", "0.1", "--no-progress", *resume, threads=args.threads)
 
 
 def stage_accuracy(args: argparse.Namespace) -> None:
@@ -444,7 +445,7 @@ def stage_accuracy(args: argparse.Namespace) -> None:
             print(f"{rings} rings: no held-out chunk yet")
             continue
         report = WORK / f"accuracy_{tag}_{test.stem}.json"
-        if not report.exists():
+        if not report.exists() or report.stat().st_mtime < model.stat().st_mtime:
             WORK.mkdir(parents=True, exist_ok=True)
             n = len(DensityDataset(test))
             run(BIN / "densnet", "evaluate", model, test, "--report", report,
@@ -454,6 +455,7 @@ def stage_accuracy(args: argparse.Namespace) -> None:
         rows.append({"rings": rings, "atoms": atoms, "trained_on": rings in args.rings,
                      "dataset": str(test.relative_to(ROOT)), "frames": r["n_frames"],
                      "energy_mae_meV_per_atom": r["energy_mae_meV"] / atoms,
+                     "energy_mean_error_meV": r.get("energy_mean_error_meV"),
                      "force_mae_meV_per_A": r["force_mae_meV_per_A"],
                      "dipole_mae_D": r["dipole_mae_D"],
                      "density_l1_percent": r["density_l1_percent"],
@@ -465,12 +467,14 @@ def stage_accuracy(args: argparse.Namespace) -> None:
              f"{', '.join(map(str, sorted(args.rings)))}-ring chains except the held-out one "
              "of each length (the last 300 K chunk); level PBE/def2-SVP, DFT grid 2.", "",
              "| rings | atoms | length trained on | held-out frames | E MAE meV/atom | "
-             "F MAE meV/Å | μ MAE D | density L1 % (fit) | density L1 % (DFT) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "E mean error meV/molecule | F MAE meV/Å | μ MAE D | density L1 % (fit) | "
+             "density L1 % (DFT) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        dft = r["density_l1_vs_dft_percent"]
+        dft, bias = r["density_l1_vs_dft_percent"], r["energy_mean_error_meV"]
         lines.append(f"| {r['rings']} | {r['atoms']} | {'yes' if r['trained_on'] else 'no'} | "
                      f"{r['frames']} | {r['energy_mae_meV_per_atom']:.2f} | "
+                     f"{'–' if bias is None else f'{bias:+.0f}'} | "
                      f"{r['force_mae_meV_per_A']:.1f} | {r['dipole_mae_D']:.4f} | "
                      f"{r['density_l1_percent']:.2f} | {'–' if dft is None else f'{dft:.2f}'} |")
     lines.append("")
@@ -533,6 +537,8 @@ def main() -> None:
                            default=sorted(SAMPLES), help="chain lengths trained on")
         if name == "train":
             stage.add_argument("--threads", type=int, default=1, help="PyTorch threads")
+            stage.add_argument("--epochs-energy", type=int, default=None,
+                               help="energy-stage epochs (default: the validations' schedule)")
         if name == "accuracy":
             stage.add_argument("--extra-rings", nargs="+", type=int, choices=sorted(SAMPLES),
                                default=[], help="also evaluate these (extrapolation)")

@@ -80,6 +80,7 @@ def evaluate(cfg: EvaluateConfig) -> dict:
         "n_frames": len(frames),
         "energy_mae_meV": 1e3 * float(np.abs(e_err).mean()),
         "energy_rmse_meV": 1e3 * float(np.sqrt((e_err**2).mean())),
+        "energy_mean_error_meV": 1e3 * float(e_err.mean()),  # signed: model − reference
         "energy_mae_meV_per_atom": 1e3 * float(np.abs(e_err / n_atoms).mean()),
         "force_mae_meV_per_A": 1e3 * float(np.abs(f_err).mean()),
         "force_rmse_meV_per_A": 1e3 * float(np.sqrt((f_err**2).mean())),

@@ -32,12 +32,16 @@ from densnet_cli.analysis.comparison import ComparisonReport, write_comparison
 from densnet_cli.analysis.harmonic import (
     HarmonicResult,
     PySCFCalculator,
+    dipole_derivatives,
     harmonic_analysis,
+    harmonic_from_hessian,
     optimise,
 )
 from densnet_cli.calculator import DenSNetCalculator
 from densnet_cli.data.atomic import write_text
-from densnet_cli.reference.dft import LevelOfTheory
+from densnet_cli.reference.dft import LevelOfTheory, scf_dipole
+from densnet_cli.sampling.normal_modes import NormalModes
+from densnet_cli.units import angstrom_to_bohr, dipole_au_to_e_angstrom
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -81,6 +85,27 @@ def analyse(name: str, start: Atoms, calc, fmax: float, delta: float
     return result, time.perf_counter() - t0, geometry
 
 
+def from_hessian(geometry: Atoms, modes: NormalModes, level: LevelOfTheory,
+                 threads: int | None, delta: float, checkpoint: Path | None
+                 ) -> tuple[HarmonicResult, float]:
+    """The PySCF reference from a cached analytic Hessian plus SCF dipole differences."""
+    from pyscf import lib
+
+    def dipole_of(positions: np.ndarray) -> np.ndarray:
+        with lib.with_omp_threads(threads):
+            return dipole_au_to_e_angstrom(scf_dipole(geometry.numbers,
+                                                      angstrom_to_bohr(positions), level))
+
+    t0 = time.perf_counter()
+    print(f"[PySCF] residual force at the cached geometry (one gradient), then "
+          f"{6 * len(geometry)} SCF dipoles", file=sys.stderr)
+    forces = PySCFCalculator(level, threads=threads).get_forces(geometry)
+    dmu_dx = dipole_derivatives(geometry, dipole_of, delta=delta, checkpoint=checkpoint)
+    result = harmonic_from_hessian(geometry, modes.hessian, dmu_dx,
+                                   float(np.linalg.norm(forces, axis=1).max()), delta)
+    return result, time.perf_counter() - t0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path,
@@ -104,14 +129,28 @@ def main() -> None:
     parser.add_argument("--fmax", type=float, default=1e-4, help="eV/Å, both optimisations")
     parser.add_argument("--delta", type=float, default=0.005, help="finite-difference step, Å")
     parser.add_argument("--device", default="cpu", help="model device: cpu, cuda or auto")
-    parser.add_argument("--experiment", choices=sorted(EXPERIMENTS), default="ethanol",
-                        help="experimental band list of bench/experiment.py")
+    parser.add_argument("--experiment", choices=[*sorted(EXPERIMENTS), "none"],
+                        default="ethanol", help="experimental band list of bench/experiment.py")
     parser.add_argument("--reference-cache", type=Path, default=None,
                         help="JSON file of the PySCF analysis: read if it exists (same start, "
                              "level and settings), else written after computing it")
+    parser.add_argument("--reference-hessian", type=Path, default=None,
+                        help="a `densnet sample` cache file (modes-*.json: a PySCF-optimised "
+                             "geometry and its analytic Hessian, sum rule imposed): the "
+                             "reference takes it and adds SCF dipoles at 2·3N displacements "
+                             "(no forces; resumable with --reference-cache); the model starts "
+                             "from that geometry (--geometry is not read)")
     args = parser.parse_args()
 
-    start = ase.io.read(args.geometry, index=args.index)
+    if args.reference_hessian is not None:
+        if not args.reference_hessian.is_file():
+            parser.error(f"--reference-hessian {args.reference_hessian}: no such file")
+        modes = NormalModes.load(args.reference_hessian)
+        start = Atoms(numbers=modes.numbers, positions=modes.positions, masses=modes.masses)
+    else:
+        read = ase.io.read(args.geometry, index=args.index)
+        assert isinstance(read, Atoms)  # one index: one frame
+        start = read
     if args.hydroxyl_dihedral is not None:
         indices = hydroxyl_atoms(start)
         if indices is None:
@@ -125,6 +164,8 @@ def main() -> None:
         args.delta)
     cache_key = {"start": start.positions.tolist(), "level": level.as_dict(),
                  "fmax": args.fmax, "delta": args.delta}
+    if args.reference_hessian is not None:
+        cache_key = {**cache_key, "fmax": None, "hessian": relative(args.reference_hessian)}
     cached = (json.loads(args.reference_cache.read_text())
               if args.reference_cache and args.reference_cache.exists() else None)
     if cached is not None and cached["key"] == cache_key:
@@ -133,9 +174,16 @@ def main() -> None:
         reference_s = cached["seconds"]
         reference_geometry = Atoms(numbers=reference.numbers, positions=reference.positions)
     else:
-        reference, reference_s, reference_geometry = analyse(
-            "PySCF", start, PySCFCalculator(level, threads=args.threads), args.fmax,
-            args.delta)
+        if args.reference_hessian is not None:
+            reference, reference_s = from_hessian(
+                start, modes, level, args.threads, args.delta,
+                None if args.reference_cache is None
+                else args.reference_cache.with_suffix(".dipoles.npz"))
+            reference_geometry = start
+        else:
+            reference, reference_s, reference_geometry = analyse(
+                "PySCF", start, PySCFCalculator(level, threads=args.threads), args.fmax,
+                args.delta)
         if args.reference_cache:
             write_text(args.reference_cache, json.dumps(
                 {"key": cache_key, "result": reference.to_dict(), "seconds": reference_s}))
@@ -151,8 +199,14 @@ def main() -> None:
                                 f", H–O–C–C dihedral set to {args.hydroxyl_dihedral:g}°"),
         "reference level": f"{level.xc}/{level.basis}, density-fitted, grid level "
                            f"{level.grid_level}, conv_tol {level.conv_tol:g} Ha",
-        "optimisation": f"ASE BFGS, fmax {args.fmax:g} eV/Å (net force and torque removed)",
+        "optimisation": f"ASE BFGS, fmax {args.fmax:g} eV/Å (net force and torque removed)"
+                        + ("" if args.reference_hessian is None else ", the model only"),
         "finite differences": f"central, δ = {args.delta:g} Å, {6 * len(start)} geometries each",
+        **({} if args.reference_hessian is None else {
+            "reference Hessian": f"{relative(args.reference_hessian)}: PySCF's analytic "
+                                 f"Hessian at the `densnet sample` geometry (optimised there; "
+                                 f"translational sum rule imposed); the reference's finite "
+                                 f"differences are of SCF dipoles only"}),
         "H–O–C–C dihedral (model, reference), degrees":
             f"{rounded(hydroxyl_dihedral(model_geometry))}, "
             f"{rounded(hydroxyl_dihedral(reference_geometry))}",
@@ -161,8 +215,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     summary = write_comparison(args.out, ComparisonReport(
         model=model, reference=reference, names=("DenSNet", "PySCF"),
-        experiment=EXPERIMENTS[args.experiment][0],
-        experiment_source=EXPERIMENTS[args.experiment][1], metadata=metadata))
+        experiment=EXPERIMENTS.get(args.experiment, ((), ""))[0],
+        experiment_source=EXPERIMENTS.get(args.experiment, ((), ""))[1], metadata=metadata))
     print(f"wrote {args.out}.md, .json, .png")
     print(f"mean |Δν| {summary['mean_absolute_difference_cm1']:.1f} cm⁻¹, largest "
           f"{summary['max_absolute_difference_cm1']:.1f} cm⁻¹; median intensity ratio "

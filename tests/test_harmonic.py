@@ -26,12 +26,14 @@ from densnet_cli.analysis.comparison import (
 from densnet_cli.analysis.harmonic import (
     HarmonicResult,
     PySCFCalculator,
+    dipole_derivatives,
     harmonic_analysis,
+    harmonic_from_hessian,
     optimise,
     rigid_motion_basis,
 )
 from densnet_cli.errors import DenSNetError, InputError
-from densnet_cli.reference.dft import LevelOfTheory, build_molecule, make_scf
+from densnet_cli.reference.dft import LevelOfTheory, build_molecule, make_scf, scf_dipole
 from tests.conftest import WATER
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,6 +174,41 @@ def test_water_frequencies_match_pyscf_analytic_hessian(water):
     assert fd.frequencies_cm1.shape == (3,) and fd.rigid_cm1.shape == (6,)
     np.testing.assert_allclose(fd.frequencies_cm1, np.sort(analytic["freq_wavenumber"]),
                                atol=2.0)
+
+
+def test_analytic_hessian_with_dipole_differences_equals_the_full_analysis(water, tmp_path):
+    """The path for molecules whose gradients are dear: PySCF's analytic Hessian (translational
+    sum rule imposed) plus 2·3n SCF dipoles, no forces, gives the finite-difference analysis's
+    frequencies and intensities; the dipole checkpoint resumes an interrupted run."""
+    from densnet_cli.sampling.normal_modes import dft_hessian, impose_translational_sum_rule
+
+    geometry, fd = water
+    _, hessian = dft_hessian(geometry, FAST, threads=1)
+    hessian, _ = impose_translational_sum_rule(hessian)
+    calls = []
+
+    def dipole_of(positions: np.ndarray) -> np.ndarray:
+        calls.append(1)
+        if len(calls) == 7:
+            raise KeyboardInterrupt  # as if killed during the 7th SCF
+        return units.dipole_au_to_e_angstrom(
+            scf_dipole(geometry.numbers, units.angstrom_to_bohr(positions), FAST))
+
+    checkpoint = tmp_path / "dipoles.npz"
+    with pytest.raises(KeyboardInterrupt):
+        dipole_derivatives(geometry, dipole_of, checkpoint=checkpoint, progress=False)
+    dmu_dx = dipole_derivatives(geometry, dipole_of, checkpoint=checkpoint, progress=False)
+    assert len(calls) == 7 + 18 - 6  # the six finished dipoles were not recomputed
+    np.testing.assert_allclose(dmu_dx, fd.dipole_derivatives, atol=1e-6)
+
+    result = harmonic_from_hessian(geometry, hessian, dmu_dx, fd.residual_force, fd.delta)
+    np.testing.assert_allclose(result.frequencies_cm1, fd.frequencies_cm1, atol=2.0)
+    np.testing.assert_allclose(result.intensities_km_mol, fd.intensities_km_mol, rtol=0.02)
+
+    moved = geometry.copy()
+    moved.positions[0, 0] += 0.01
+    with pytest.raises(InputError, match="belongs to another geometry"):
+        dipole_derivatives(moved, dipole_of, checkpoint=checkpoint, progress=False)
 
 
 def test_water_optimisation_reaches_a_minimum_up_to_grid_noise(water):

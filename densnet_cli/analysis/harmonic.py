@@ -20,6 +20,7 @@ atomic units with :mod:`densnet_cli.units`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -293,6 +294,15 @@ def vibrations(hessian: np.ndarray, positions: np.ndarray, masses: np.ndarray
             _signed_wavenumbers(np.linalg.eigvalsh(rigid.T @ h_mw @ rigid)))
 
 
+def _displaced(molecule: Atoms, delta: float) -> np.ndarray:
+    """(2·3n, n, 3): each Cartesian coordinate moved by +δ, then −δ, in turn."""
+    if not delta > 0:
+        raise InputError(f"the finite-difference step must be positive, not {delta}")
+    n = len(molecule)
+    steps = np.einsum("jk,s->jsk", np.eye(3 * n), np.array([delta, -delta]))  # (3n, ±, 3n)
+    return (molecule.positions.reshape(1, 1, 3 * n) + steps).reshape(-1, n, 3)
+
+
 def harmonic_analysis(atoms: Atoms, calc: Calculator, delta: float = 0.005,
                       batch_size: int = 16, progress: bool = True) -> HarmonicResult:
     """Normal modes, harmonic frequencies and IR intensities of ``atoms`` with ``calc``.
@@ -306,28 +316,69 @@ def harmonic_analysis(atoms: Atoms, calc: Calculator, delta: float = 0.005,
         batch_size: geometries per model call (DenSNet only).
         progress: show a progress bar (stderr).
     """
-    if not delta > 0:
-        raise InputError(f"the finite-difference step must be positive, not {delta}")
     molecule = _molecule(atoms)
-    n, x0, masses = len(molecule), molecule.positions, molecule.get_masses()
-    steps = np.einsum("jk,s->jsk", np.eye(3 * n), np.array([delta, -delta]))  # (3n, ±, 3n)
-    displaced = x0.reshape(1, 1, 3 * n) + steps
-    forces, dipoles = _forces_and_dipoles(molecule, calc, displaced.reshape(-1, n, 3),
+    n = len(molecule)
+    forces, dipoles = _forces_and_dipoles(molecule, calc, _displaced(molecule, delta),
                                           batch_size, progress)
     forces, dipoles = forces.reshape(3 * n, 2, 3 * n), dipoles.reshape(3 * n, 2, 3)
     hessian = -(forces[:, 0] - forces[:, 1]) / (2 * delta)
-    hessian = 0.5 * (hessian + hessian.T)
     dmu_dx = (dipoles[:, 0] - dipoles[:, 1]) / (2 * delta)
 
+    residual = float(np.linalg.norm(forces.mean(axis=(0, 1)).reshape(n, 3), axis=1).max())
+    return harmonic_from_hessian(molecule, hessian, dmu_dx, residual, delta)
+
+
+def harmonic_from_hessian(atoms: Atoms, hessian: np.ndarray, dipole_derivatives: np.ndarray,
+                          residual_force: float, delta: float) -> HarmonicResult:
+    """Normal modes and double-harmonic IR intensities from a Hessian and ∂μ/∂x.
+
+    Args:
+        atoms: the (optimised) geometry; its masses are used.
+        hessian: (3n, 3n) Cartesian Hessian, eV/Å² (symmetrised here).
+        dipole_derivatives: (3n, 3) ∂μ/∂x_j, e.
+        residual_force: largest force at the geometry, eV/Å (reported, not used).
+        delta: finite-difference step behind the derivatives, Å (reported, not used).
+    """
+    molecule = _molecule(atoms)
+    x0, masses = molecule.positions, molecule.get_masses()
+    hessian = 0.5 * (hessian + hessian.T)
     inv_sqrt_m = np.repeat(masses**-0.5, 3)
     frequencies, modes, rigid_cm1 = vibrations(hessian, x0, masses)
-    dmu_dq = modes.reshape(len(modes), -1) @ (inv_sqrt_m[:, None] * dmu_dx)
+    dmu_dq = modes.reshape(len(modes), -1) @ (inv_sqrt_m[:, None] * dipole_derivatives)
     return HarmonicResult(
         numbers=molecule.numbers.copy(), positions=x0.copy(), masses=masses,
-        hessian=hessian, dipole_derivatives=dmu_dx,
+        hessian=hessian, dipole_derivatives=dipole_derivatives,
         frequencies_cm1=frequencies, modes=modes,
         dmu_dq=dmu_dq, intensities_km_mol=np.array([harmonic_ir_intensity(d) for d in dmu_dq]),
-        rigid_cm1=rigid_cm1,
-        residual_force=float(np.linalg.norm(forces.mean(axis=(0, 1)).reshape(n, 3),
-                                            axis=1).max()),
-        delta=delta)
+        rigid_cm1=rigid_cm1, residual_force=residual_force, delta=delta)
+
+
+def dipole_derivatives(atoms: Atoms, dipole_of: Callable[[np.ndarray], np.ndarray],
+                       delta: float = 0.005, checkpoint: Path | None = None,
+                       progress: bool = True) -> np.ndarray:
+    """∂μ/∂x_j (3n, 3), e, by central differences of ``dipole_of(positions Å) → μ (e·Å)``.
+
+    For a reference whose Hessian comes from elsewhere (PySCF's analytic one): 2·3n dipole
+    calculations, no forces.  ``checkpoint``: an ``.npz`` file of the dipoles done so far,
+    rewritten (atomically) after each, so that an interrupted run loses at most one; it
+    belongs to one geometry and step (another raises :class:`InputError`).
+    """
+    molecule = _molecule(atoms)
+    n, x0 = len(molecule), molecule.positions
+    displaced = _displaced(molecule, delta)
+    dipoles = np.full((len(displaced), 3), np.nan)
+    if checkpoint is not None and checkpoint.is_file():
+        with np.load(checkpoint) as f:
+            if not (np.array_equal(f["positions"], x0) and float(f["delta"]) == delta):
+                raise InputError(f"the dipole checkpoint {checkpoint} belongs to another "
+                                 f"geometry or step; delete it to start over")
+            dipoles = f["dipoles"].copy()
+    todo = np.flatnonzero(np.isnan(dipoles).any(axis=1))
+    for k in tqdm(todo, desc="dipoles", unit="geometry", disable=not progress,
+                  initial=len(dipoles) - len(todo), total=len(dipoles)):
+        dipoles[k] = dipole_of(displaced[k])
+        if checkpoint is not None:
+            save_npz(checkpoint, {"positions": x0, "delta": np.float64(delta),
+                                  "dipoles": dipoles})
+    pairs = dipoles.reshape(3 * n, 2, 3)
+    return (pairs[:, 0] - pairs[:, 1]) / (2 * delta)

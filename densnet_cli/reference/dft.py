@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import numpy as np
 from ase.data import chemical_symbols
@@ -96,6 +97,39 @@ def _attempt(mf, strategy: str, max_cycle: int, dm0):
     return mf
 
 
+def converged_scf(numbers: Numbers, positions_bohr: np.ndarray, lot: LevelOfTheory,
+                  max_cycle: int = 100) -> tuple[Any, str]:
+    """The converged PySCF SCF object and the name of the strategy that converged it.
+
+    Raises:
+        FrameFailure: if no strategy in :data:`SCF_STRATEGIES` converges.
+    """
+    mol = build_molecule(numbers, positions_bohr, lot)
+    dm = None
+    for strategy in SCF_STRATEGIES:
+        mf = _attempt(make_scf(mol, lot), strategy, max_cycle, dm)
+        if mf.converged:
+            return mf, strategy
+        dm = mf.make_rdm1()  # the next, more robust strategy starts from here
+    raise FrameFailure(f"SCF did not converge in {max_cycle} cycles with any of "
+                       f"{', '.join(SCF_STRATEGIES)}")
+
+
+def _dipole_au(mf) -> np.ndarray:
+    with contextlib.redirect_stdout(io.StringIO()):
+        return np.asarray(mf.dip_moment(unit="AU", verbose=0))
+
+
+def scf_dipole(numbers: Numbers, positions_bohr: np.ndarray, lot: LevelOfTheory) -> np.ndarray:
+    """Dipole moment (atomic units, about the origin) of the converged SCF; no gradient.
+
+    Raises:
+        FrameFailure: if the SCF does not converge.
+    """
+    mf, _ = converged_scf(numbers, positions_bohr, lot)
+    return _dipole_au(mf)
+
+
 def run_dft(numbers: Numbers, positions_bohr: np.ndarray, lot: LevelOfTheory,
             max_cycle: int = 100) -> tuple[DFTResult, object]:
     """Converge the SCF (with retries), then compute forces and the dipole.
@@ -107,22 +141,12 @@ def run_dft(numbers: Numbers, positions_bohr: np.ndarray, lot: LevelOfTheory,
     Raises:
         FrameFailure: if no strategy in :data:`SCF_STRATEGIES` converges.
     """
-    mol = build_molecule(numbers, positions_bohr, lot)
-    dm = None
-    for strategy in SCF_STRATEGIES:
-        mf = _attempt(make_scf(mol, lot), strategy, max_cycle, dm)
-        if mf.converged:
-            break
-        dm = mf.make_rdm1()  # the next, more robust strategy starts from here
-    else:
-        raise FrameFailure(f"SCF did not converge in {max_cycle} cycles with any of "
-                           f"{', '.join(SCF_STRATEGIES)}")
+    mf, strategy = converged_scf(numbers, positions_bohr, lot, max_cycle)
     gradient = np.asarray(mf.nuc_grad_method().kernel())
     dm_total = mf.make_rdm1()
     if dm_total.ndim == 3:
         dm_total = dm_total[0] + dm_total[1]
-    with contextlib.redirect_stdout(io.StringIO()):
-        dipole = np.asarray(mf.dip_moment(unit="AU", verbose=0))
+    dipole = _dipole_au(mf)
     result = DFTResult(energy=float(mf.e_tot), gradient=gradient, dipole=dipole,
                        density_matrix=np.asarray(dm_total), strategy=strategy,
                        cycles=int(getattr(mf, "cycles", -1)))

@@ -202,6 +202,7 @@ def report(args: argparse.Namespace) -> None:
                      "resolution_cm1": spectrum.lineshape.grid.resolution_cm1,
                      "peaks": peaks},
         "harmonic_source": relative(args.harmonic) if args.harmonic else None,
+        "harmonic_note": args.harmonic_note,
         "experiment_source": experiment_source,
     }
     write_text(results.with_suffix(".json"), json.dumps(result, indent=1))
@@ -252,7 +253,8 @@ def markdown(r: dict) -> str:
         f"Resolution ~{r['spectrum']['resolution_cm1']:.1f} cm⁻¹ (max lag "
         f"{r['spectrum']['max_lag_fs']:g} fs).  Each MD peak is listed with the nearest "
         "harmonic mode of the model and of PySCF PBE/def2-SVP "
-        f"(`{r['harmonic_source']}`) and the nearest experimental band within "
+        f"(`{r['harmonic_source']}`{'; ' + r['harmonic_note'] if r.get('harmonic_note') else ''}"
+        ") and the nearest experimental band within "
         f"{EXPERIMENT_WINDOW_CM1:.0f} cm⁻¹ ({r['experiment_source']}).  MD samples every "
         "conformer it reaches and anharmonic motion at 300 K; the harmonic columns are one "
         "conformer's normal modes.", "",
@@ -317,6 +319,9 @@ def main() -> None:
     p.add_argument("--harmonic", type=lambda text: None if text == "none" else Path(text),
                    default=HARMONIC,
                    help="bench/harmonic.py JSON of the same molecule, or none")
+    p.add_argument("--harmonic-note", default="",
+                   help="said of the harmonic reference in the report, e.g. that it is of a "
+                        "shorter chain than the MD")
     p.add_argument("--experiment", choices=[*sorted(EXPERIMENTS), "none"], default="ethanol")
     p.add_argument("--name", default=None, help="the molecule, for the title "
                    "(default: --experiment)")

@@ -43,10 +43,12 @@ def test_report_metrics_match_the_predictions(model_path, ethanol, tmp_path):
     predictor = Predictor(model_path)
     frames = list(ethanol)
     preds = list(predictor.predict_frames(frames))
-    energy = np.mean([abs(p["energy"] - f.energy) for p, f in zip(preds, frames, strict=True)])
+    errors = [p["energy"] - f.energy for p, f in zip(preds, frames, strict=True)]
+    energy = np.mean(np.abs(errors))
     forces = np.mean(np.abs(np.concatenate([p["forces"] - f.forces
                                             for p, f in zip(preds, frames, strict=True)])))
     assert r["energy_mae_meV"] == pytest.approx(1e3 * energy, rel=1e-9)
+    assert r["energy_mean_error_meV"] == pytest.approx(1e3 * np.mean(errors), rel=1e-9)
     assert r["force_mae_meV_per_A"] == pytest.approx(1e3 * forces, rel=1e-9)
     assert r["density_l1_percent"] > 0 and r["dipole_mae_D"] > 0
     assert (tmp_path / "p.png").stat().st_size > 10_000

@@ -194,9 +194,12 @@ def main() -> None:
     metadata = {
         "command": command_line(),
         "model": relative(args.model),
-        "starting geometry": f"{args.geometry} frame {args.index}"
-                             + ("" if args.hydroxyl_dihedral is None else
-                                f", H–O–C–C dihedral set to {args.hydroxyl_dihedral:g}°"),
+        "starting geometry": (
+            f"{relative(args.geometry)} frame {args.index}"
+            + ("" if args.hydroxyl_dihedral is None else
+               f", H–O–C–C dihedral set to {args.hydroxyl_dihedral:g}°")
+            if args.reference_hessian is None else
+            f"the optimised geometry of {relative(args.reference_hessian)}"),
         "reference level": f"{level.xc}/{level.basis}, density-fitted, grid level "
                            f"{level.grid_level}, conv_tol {level.conv_tol:g} Ha",
         "optimisation": f"ASE BFGS, fmax {args.fmax:g} eV/Å (net force and torque removed)"
@@ -207,9 +210,10 @@ def main() -> None:
                                  f"Hessian at the `densnet sample` geometry (optimised there; "
                                  f"translational sum rule imposed); the reference's finite "
                                  f"differences are of SCF dipoles only"}),
-        "H–O–C–C dihedral (model, reference), degrees":
-            f"{rounded(hydroxyl_dihedral(model_geometry))}, "
-            f"{rounded(hydroxyl_dihedral(reference_geometry))}",
+        **({} if hydroxyl_atoms(start) is None else {
+            "H–O–C–C dihedral (model, reference), degrees":
+                f"{rounded(hydroxyl_dihedral(model_geometry))}, "
+                f"{rounded(hydroxyl_dihedral(reference_geometry))}"}),
         "wall time (model, reference), s": f"{model_s:.1f}, {reference_s:.1f}",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -56,6 +56,13 @@ MD of a chain longer than any trained on:
 
     python bench/polythiophene.py md [--rings 12] [--trained-on 1 2] [--replicas 4] [--nve-ps 5]
 
+    python bench/polythiophene.py fragments --md bench/out/polythiophene/md_12T_1-2T
+    python bench/polythiophene.py label --rings 1 2 --fragments-of 12
+
+``fragments``: bithiophenes (rings k, k + 1, capped with H where the chain went on) cut from
+the MD frames, in a seeded random order → bench/data/polythiophene/2T_md{N}T.xyz; ``label
+--fragments-of N`` labels them in chunks like the samples, and ``train`` takes those chunks
+with the 2-ring data: what the long-chain MD visits, at the DFT cost of two rings.
 ``md``: the all-anti chain built from the DFT-optimised ring, Langevin-thermalised at 300 K,
 then NVE at 0.5 fs, all replicas batched (bench/md_nve.py ``run``, resumable) in
 bench/out/polythiophene/md_{N}T_{MODEL}/; ``bench/md_nve.py report --out`` that directory
@@ -87,6 +94,7 @@ from densnet_cli.reference.sad import sad_prior  # noqa: E402
 from densnet_cli.systems.oligothiophene import (  # noqa: E402
     build_chain,
     chain_dihedrals,
+    chain_sites,
     inter_ring_dihedral_indices,
 )
 
@@ -387,22 +395,71 @@ def worker_slot(text: str) -> tuple[int, int]:
 def stage_label(args: argparse.Namespace) -> None:
     k, n_workers = args.worker
     number = 0  # running chunk number over all lengths and temperatures
-    for rings in sorted(args.rings):
-        for kelvin, n in SAMPLES[rings]:
-            source = samples_file(rings, kelvin)
-            for first in range(0, n, args.chunk):
-                last = min(first + args.chunk, n)
-                out = source.with_name(f"{source.stem}_{first:03d}-{last - 1:03d}.h5")
-                mine = number % n_workers == k
-                number += 1
-                if mine and not out.exists():
-                    run(BIN / "densnet", "fit-density", source, "-o", out, "--index",
-                        f"{first}:{last}", *LEVEL_OPTIONS, "--threads", 1, "--no-progress")
+    sources = [(samples_file(rings, kelvin), n) for rings in sorted(args.rings)
+               for kelvin, n in SAMPLES[rings]]
+    if args.fragments_of:
+        path = fragments_file(args.fragments_of)
+        if not path.exists():
+            raise SystemExit(f"{path}: no such file: run `fragments` first")
+        sources.append((path, args.max_fragments or len(ase.io.read(path, index=":"))))
+    for source, n in sources:
+        for first in range(0, n, args.chunk):
+            last = min(first + args.chunk, n)
+            out = source.with_name(f"{source.stem}_{first:03d}-{last - 1:03d}.h5")
+            mine = number % n_workers == k
+            number += 1
+            if mine and not out.exists():
+                run(BIN / "densnet", "fit-density", source, "-o", out, "--index",
+                    f"{first}:{last}", *LEVEL_OPTIONS, "--threads", 1, "--no-progress")
 
 
 def chunks(rings: int) -> list[Path]:
-    """The labelled chunks of the n-ring chains (all temperatures), in name order."""
-    return sorted(DATA.glob(f"{rings}T_*K_*.h5"))
+    """The labelled chunks of the n-ring chains (all temperatures, then MD fragments)."""
+    return sorted(DATA.glob(f"{rings}T_*K_*.h5")) + sorted(DATA.glob(f"{rings}T_md*_*.h5"))
+
+
+def fragments_file(md_rings: int) -> Path:
+    return DATA / f"2T_md{md_rings}T.xyz"
+
+
+def stage_fragments(args: argparse.Namespace) -> None:
+    """Bithiophenes cut from the frames of a chain MD: what the MD visited, at DFT cost of 2.
+
+    Rings k and k + 1 of every ``--every-fs`` frame of every replica, for each k of
+    ``--pairs``; each Cα that was bonded to a ring left out gets an H along that bond at the
+    chain's C–H length.  Written in a seeded random order, so that any first chunk labelled is
+    a fair sample of the whole: bench/data/polythiophene/2T_md{N}T.xyz.
+    """
+    records = np.load(args.md / "records.npz")
+    numbers, positions = records["numbers"], records["positions"]  # (B, F, n, 3), strided
+    n_rings = (len(numbers) - 2) // 7
+    sites = chain_sites(n_rings)
+    if len(numbers) != 7 * n_rings + 2 or not all(
+            numbers[site["S"]] == 16 for site in sites):
+        raise SystemExit(f"{args.md}: not a chain built by build_chain")
+    stride_fs = float(records["time_fs"][-1]) / (positions.shape[1] - 1)
+    every = max(1, round(args.every_fs / stride_fs))
+    c_h = float(np.mean([np.linalg.norm(positions[0, 0, s["C3"]] - positions[0, 0, s["H3"]])
+                         for s in sites]))
+    out = []
+    for k in args.pairs:
+        if not 0 <= k < n_rings - 1:
+            raise SystemExit(f"--pairs: ring pair {k} does not exist in {n_rings} rings")
+        keep = sorted(i for s in sites[k:k + 2] for i in s.values())
+        caps = ([(sites[k]["C2"], sites[k - 1]["C5"])] if k > 0 else []) + (
+            [(sites[k + 1]["C5"], sites[k + 2]["C2"])] if k + 2 < n_rings else [])
+        for b, replica in enumerate(positions):
+            for f in range(0, len(replica), every):
+                x = replica[f].astype(float)
+                h = [x[c] + c_h * (x[o] - x[c]) / np.linalg.norm(x[o] - x[c]) for c, o in caps]
+                atoms = Atoms(numbers=[*numbers[keep], *[1] * len(h)],
+                              positions=np.vstack([x[keep], *h]) if h else x[keep])
+                atoms.info.update(replica=b, time_fs=f * stride_fs, pair=k)
+                out.append(atoms)
+    order = np.random.default_rng(args.seed).permutation(len(out))
+    path = fragments_file(n_rings)
+    ase.io.write(path, [out[i] for i in order], format="extxyz")
+    print(f"wrote {len(out)} fragments to {path.relative_to(ROOT)}")
 
 
 def held_out(rings: int) -> Path | None:
@@ -527,6 +584,11 @@ def main() -> None:
                                help="conformers optimised side by side (one core each)")
         if name == "label":
             stage.add_argument("--chunk", type=int, default=10, help="frames per HDF5 file")
+            stage.add_argument("--fragments-of", type=int, default=None, metavar="N",
+                               help="also the bithiophenes cut from the N-ring MD "
+                               "(`fragments`) ...")
+            stage.add_argument("--max-fragments", type=int, default=None,
+                               help="... only the first this many of them")
             stage.add_argument("--worker", type=worker_slot, default=(0, 1), metavar="K/N",
                                help="label only every N-th chunk, from the K-th (run N of "
                                "these side by side, K = 0 … N-1)")
@@ -542,6 +604,12 @@ def main() -> None:
         if name == "accuracy":
             stage.add_argument("--extra-rings", nargs="+", type=int, choices=sorted(SAMPLES),
                                default=[], help="also evaluate these (extrapolation)")
+    fragments = sub.add_parser("fragments", help="bithiophenes cut from a chain MD, to label")
+    fragments.add_argument("--md", type=Path, required=True, help="md stage directory")
+    fragments.add_argument("--every-fs", type=float, default=250.0)
+    fragments.add_argument("--pairs", nargs="+", type=int, default=[0, 5],
+                           help="ring pairs k (rings k, k + 1): 0 is a chain end")
+    fragments.add_argument("--seed", type=int, default=0)
     md = sub.add_parser("md", help="NVE of a long all-anti chain with a trained model")
     md.add_argument("--rings", type=int, default=12, help="chain length")
     md.add_argument("--trained-on", nargs="+", type=int, choices=sorted(SAMPLES),
@@ -554,7 +622,7 @@ def main() -> None:
     args = parser.parse_args()
     {"cost": stage_cost, "cost-report": stage_cost_report, "model-cost": stage_model_cost,
      "sample": stage_sample, "label": stage_label, "train": stage_train,
-     "accuracy": stage_accuracy, "md": stage_md}[args.stage](args)
+     "accuracy": stage_accuracy, "md": stage_md, "fragments": stage_fragments}[args.stage](args)
 
 
 if __name__ == "__main__":

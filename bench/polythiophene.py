@@ -56,6 +56,13 @@ MD of a chain longer than any trained on:
 
     python bench/polythiophene.py md [--rings 12] [--trained-on 1 2] [--replicas 4] [--nve-ps 5]
 
+``md``: the all-anti chain built from the DFT-optimised ring, Langevin-thermalised at 300 K,
+then NVE at 0.5 fs, all replicas batched (bench/md_nve.py ``run``, resumable) in
+bench/out/polythiophene/md_{N}T_{MODEL}/; ``bench/md_nve.py report --out`` that directory
+gives the drift, bond-graph and bond-length statistics and the IR spectrum.
+
+What the chain MD visited, back to DFT:
+
     python bench/polythiophene.py fragments --md bench/out/polythiophene/md_12T_1-2T
     python bench/polythiophene.py label --rings 1 2 --fragments-of 12
 
@@ -63,10 +70,6 @@ MD of a chain longer than any trained on:
 the MD frames, in a seeded random order → bench/data/polythiophene/2T_md{N}T.xyz; ``label
 --fragments-of N`` labels them in chunks like the samples, and ``train`` takes those chunks
 with the 2-ring data: what the long-chain MD visits, at the DFT cost of two rings.
-``md``: the all-anti chain built from the DFT-optimised ring, Langevin-thermalised at 300 K,
-then NVE at 0.5 fs, all replicas batched (bench/md_nve.py ``run``, resumable) in
-bench/out/polythiophene/md_{N}T_{MODEL}/; ``bench/md_nve.py report --out`` that directory
-gives the drift, bond-graph and bond-length statistics and the IR spectrum.
 """
 
 from __future__ import annotations

@@ -425,44 +425,127 @@ def fragments_file(md_rings: int) -> Path:
     return DATA / f"2T_md{md_rings}T.xyz"
 
 
+def load_chain_md(md: Path) -> tuple[dict, int, list[dict[str, int]], float]:
+    """records.npz of an ``md`` run, its ring count, ring sites and stride between frames (fs)."""
+    records = dict(np.load(md / "records.npz"))
+    numbers, positions = records["numbers"], records["positions"]  # (B, F, n, 3), strided
+    n_rings = (len(numbers) - 2) // 7
+    sites = chain_sites(n_rings)
+    if len(numbers) != 7 * n_rings + 2 or not all(numbers[s["S"]] == 16 for s in sites):
+        raise SystemExit(f"{md}: not a chain built by build_chain")
+    return records, n_rings, sites, float(records["time_fs"][-1]) / (positions.shape[1] - 1)
+
+
+def start_c_h(positions: np.ndarray, sites: list[dict[str, int]]) -> float:
+    """The mean C3–H3 length (Å) of the first frame: the length of the caps."""
+    return float(np.mean([np.linalg.norm(positions[0, 0, s["C3"]] - positions[0, 0, s["H3"]])
+                          for s in sites]))
+
+
+def cut_pair(numbers: np.ndarray, x: np.ndarray, sites: list[dict[str, int]], k: int,
+             c_h: float) -> tuple[Atoms, list[int]]:
+    """Rings k and k + 1 of a chain geometry, an H on each Cα whose neighbour ring is cut.
+
+    Returns the fragment and the chain index of each of its atoms but the caps (in order).
+    """
+    n_rings = len(sites)
+    if not 0 <= k < n_rings - 1:
+        raise SystemExit(f"ring pair {k} does not exist in {n_rings} rings")
+    keep = sorted(i for s in sites[k:k + 2] for i in s.values())
+    caps = ([(sites[k]["C2"], sites[k - 1]["C5"])] if k > 0 else []) + (
+        [(sites[k + 1]["C5"], sites[k + 2]["C2"])] if k + 2 < n_rings else [])
+    h = [x[c] + c_h * (x[o] - x[c]) / np.linalg.norm(x[o] - x[c]) for c, o in caps]
+    return Atoms(numbers=[*numbers[keep], *[1] * len(h)],
+                 positions=np.vstack([x[keep], *h])), keep
+
+
 def stage_fragments(args: argparse.Namespace) -> None:
     """Bithiophenes cut from the frames of a chain MD: what the MD visited, at DFT cost of 2.
 
     Rings k and k + 1 of every ``--every-fs`` frame of every replica, for each k of
     ``--pairs``; each Cα that was bonded to a ring left out gets an H along that bond at the
-    chain's C–H length.  Written in a seeded random order, so that any first chunk labelled is
-    a fair sample of the whole: bench/data/polythiophene/2T_md{N}T.xyz.
+    chain's mean C–H length at the start.  Written in a seeded random order, so that any first
+    chunk labelled is a fair sample of the whole: bench/data/polythiophene/2T_md{N}T.xyz.
     """
-    records = np.load(args.md / "records.npz")
-    numbers, positions = records["numbers"], records["positions"]  # (B, F, n, 3), strided
-    n_rings = (len(numbers) - 2) // 7
-    sites = chain_sites(n_rings)
-    if len(numbers) != 7 * n_rings + 2 or not all(
-            numbers[site["S"]] == 16 for site in sites):
-        raise SystemExit(f"{args.md}: not a chain built by build_chain")
-    stride_fs = float(records["time_fs"][-1]) / (positions.shape[1] - 1)
+    records, n_rings, sites, stride_fs = load_chain_md(args.md)
+    numbers, positions = records["numbers"], records["positions"]
     every = max(1, round(args.every_fs / stride_fs))
-    c_h = float(np.mean([np.linalg.norm(positions[0, 0, s["C3"]] - positions[0, 0, s["H3"]])
-                         for s in sites]))
+    c_h = start_c_h(positions, sites)
     out = []
     for k in args.pairs:
-        if not 0 <= k < n_rings - 1:
-            raise SystemExit(f"--pairs: ring pair {k} does not exist in {n_rings} rings")
-        keep = sorted(i for s in sites[k:k + 2] for i in s.values())
-        caps = ([(sites[k]["C2"], sites[k - 1]["C5"])] if k > 0 else []) + (
-            [(sites[k + 1]["C5"], sites[k + 2]["C2"])] if k + 2 < n_rings else [])
         for b, replica in enumerate(positions):
             for f in range(0, len(replica), every):
-                x = replica[f].astype(float)
-                h = [x[c] + c_h * (x[o] - x[c]) / np.linalg.norm(x[o] - x[c]) for c, o in caps]
-                atoms = Atoms(numbers=[*numbers[keep], *[1] * len(h)],
-                              positions=np.vstack([x[keep], *h]) if h else x[keep])
+                atoms, _ = cut_pair(numbers, replica[f].astype(float), sites, k, c_h)
                 atoms.info.update(replica=b, time_fs=f * stride_fs, pair=k)
                 out.append(atoms)
     order = np.random.default_rng(args.seed).permutation(len(out))
     path = fragments_file(n_rings)
     ase.io.write(path, [out[i] for i in order], format="extxyz")
     print(f"wrote {len(out)} fragments to {path.relative_to(ROOT)}")
+
+
+def stage_probe(args: argparse.Namespace) -> None:
+    """Model vs DFT on the bithiophene of rings ``--pair`` cut from chosen frames of a chain MD.
+
+    One PySCF gradient per frame at :data:`LEVEL`; the report gives the S…S distance of the
+    pair, the energy and force errors, and the forces on the two S along S–S.
+    """
+    from densnet_cli.analysis.harmonic import PySCFCalculator
+    from densnet_cli.calculator import DenSNetCalculator
+    from densnet_cli.data.atomic import write_text
+
+    records, n_rings, sites, stride_fs = load_chain_md(args.md)
+    numbers, positions = records["numbers"], records["positions"]
+    model = args.model or ROOT / json.loads((args.md / "run.json").read_text())["model"]
+    c_h = start_c_h(positions, sites)
+    s1, s2 = sites[args.pair]["S"], sites[args.pair + 1]["S"]
+    rows = []
+    for f in args.frames:
+        x = positions[args.replica, f].astype(float)
+        atoms, keep = cut_pair(numbers, x, sites, args.pair, c_h)
+        i, j = keep.index(s1), keep.index(s2)
+        u = (atoms.positions[j] - atoms.positions[i]) / np.linalg.norm(
+            atoms.positions[j] - atoms.positions[i])
+        t0 = time.perf_counter()
+        atoms.calc = DenSNetCalculator(model)
+        e_model, f_model = atoms.get_potential_energy(), atoms.get_forces()
+        atoms.calc = PySCFCalculator(LEVEL, threads=1)
+        e_dft, f_dft = atoms.get_potential_energy(), atoms.get_forces()
+        dihedral = float(Atoms(numbers=numbers, positions=x).get_dihedral(
+            *inter_ring_dihedral_indices(n_rings)[args.pair]))
+        rows.append({
+            "frame": f, "time_fs": f * stride_fs, "S_S_A": float(np.linalg.norm(x[s1] - x[s2])),
+            "S_C_C_S_deg": (dihedral + 180.0) % 360.0 - 180.0,
+            "energy_model_minus_dft_eV": e_model - e_dft,
+            "force_mae_meV_per_A": 1e3 * float(np.abs(f_model - f_dft).mean()),
+            "force_max_error_meV_per_A": 1e3 * float(np.abs(f_model - f_dft).max()),
+            "S_forces_along_S_S_model_eV_per_A": [float(f_model[i] @ u), float(f_model[j] @ u)],
+            "S_forces_along_S_S_dft_eV_per_A": [float(f_dft[i] @ u), float(f_dft[j] @ u)],
+            "seconds": time.perf_counter() - t0})
+        print(json.dumps(rows[-1]), flush=True)
+    command = " ".join(["python bench/polythiophene.py probe", *sys.argv[2:]])
+    lines = [f"# Model vs DFT on bithiophenes cut from a {n_rings}-ring MD", "",
+             f"Command: `{command}`", "",
+             f"Model `{Path(model).resolve().relative_to(ROOT)}`; MD "
+             f"`{args.md.resolve().relative_to(ROOT)}`, replica {args.replica}, rings "
+             f"{args.pair} and {args.pair + 1}, H-capped where the chain went on; DFT "
+             "PBE/def2-SVP, grid 2, one PySCF gradient per frame.  Forces on the two S along "
+             "the unit vector from the first to the second: negative on the first and "
+             "positive on the second push them apart.", "",
+             "| frame | t fs | S–C–C–S ° | S…S Å | E model − DFT eV | F MAE meV/Å | "
+             "F max err meV/Å | S forces model eV/Å | S forces DFT eV/Å |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        fm, fd = r["S_forces_along_S_S_model_eV_per_A"], r["S_forces_along_S_S_dft_eV_per_A"]
+        lines.append(f"| {r['frame']} | {r['time_fs']:.0f} | {r['S_C_C_S_deg']:.0f} | "
+                     f"{r['S_S_A']:.2f} | {r['energy_model_minus_dft_eV']:+.3f} | "
+                     f"{r['force_mae_meV_per_A']:.0f} | {r['force_max_error_meV_per_A']:.0f} | "
+                     f"{fm[0]:+.2f}, {fm[1]:+.2f} | {fd[0]:+.2f}, {fd[1]:+.2f} |")
+    lines.append("")
+    write_text(args.out.with_suffix(".json"), json.dumps({"command": command, "rows": rows},
+                                                         indent=1))
+    write_text(args.out.with_suffix(".md"), "\n".join(lines))
+    print("\n".join(lines))
 
 
 def held_out(rings: int) -> Path | None:
@@ -613,6 +696,15 @@ def main() -> None:
     fragments.add_argument("--pairs", nargs="+", type=int, default=[0, 5],
                            help="ring pairs k (rings k, k + 1): 0 is a chain end")
     fragments.add_argument("--seed", type=int, default=0)
+    probe = sub.add_parser("probe", help="model vs DFT on bithiophenes cut from MD frames")
+    probe.add_argument("--md", type=Path, required=True, help="md stage directory")
+    probe.add_argument("--model", type=Path, default=None,
+                       help="default: the model the MD ran with")
+    probe.add_argument("--replica", type=int, default=0)
+    probe.add_argument("--frames", nargs="+", type=int, required=True,
+                       help="stored frames (every 10 fs)")
+    probe.add_argument("--pair", type=int, default=0, help="rings pair, pair + 1")
+    probe.add_argument("--out", type=Path, required=True, help="report prefix (.md, .json)")
     md = sub.add_parser("md", help="NVE of a long all-anti chain with a trained model")
     md.add_argument("--rings", type=int, default=12, help="chain length")
     md.add_argument("--trained-on", nargs="+", type=int, choices=sorted(SAMPLES),
@@ -625,7 +717,8 @@ def main() -> None:
     args = parser.parse_args()
     {"cost": stage_cost, "cost-report": stage_cost_report, "model-cost": stage_model_cost,
      "sample": stage_sample, "label": stage_label, "train": stage_train,
-     "accuracy": stage_accuracy, "md": stage_md, "fragments": stage_fragments}[args.stage](args)
+     "accuracy": stage_accuracy, "md": stage_md, "fragments": stage_fragments,
+     "probe": stage_probe}[args.stage](args)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
@@ -92,17 +93,22 @@ def bonds(numbers: np.ndarray, positions: np.ndarray) -> np.ndarray:
 def stability(numbers: np.ndarray, positions: np.ndarray) -> dict:
     """Connectivity of every stored frame vs the first, and bond-length statistics (Å)."""
     reference = bonds(numbers, positions[0, 0].astype(float))
-    changed = 0
+    symbols = np.array([chemical_symbols[z] for z in numbers])
+    bonded = {tuple(b) for b in reference.tolist()}
+    changed, pairs = 0, Counter()
     lengths = []
     for replica in positions:
         for frame in replica:
             frame = frame.astype(float)
-            if not np.array_equal(bonds(numbers, frame), reference):
+            now = bonds(numbers, frame)
+            if not np.array_equal(now, reference):
                 changed += 1
+                for i, j in {tuple(b) for b in now.tolist()} ^ bonded:
+                    pairs[f"{symbols[i]}{i}–{symbols[j]}{j} "
+                          f"{'lost' if (i, j) in bonded else 'formed'}"] += 1
             lengths.append(np.linalg.norm(frame[reference[:, 0]] - frame[reference[:, 1]],
                                           axis=-1))
     lengths = np.array(lengths)
-    symbols = np.array([chemical_symbols[z] for z in numbers])
     kinds: dict[str, list[int]] = {}
     for k, (i, j) in enumerate(reference):
         kinds.setdefault("–".join(sorted((symbols[i], symbols[j]))), []).append(k)
@@ -111,7 +117,8 @@ def stability(numbers: np.ndarray, positions: np.ndarray) -> dict:
                     "min": float(lengths[:, cols].min()), "max": float(lengths[:, cols].max())}
              for kind, cols in sorted(kinds.items())}
     return {"frames_checked": int(positions.shape[0] * positions.shape[1]),
-            "frames_with_changed_connectivity": changed, "bond_lengths": table}
+            "frames_with_changed_connectivity": changed,
+            "changed_pairs_frames": dict(pairs.most_common()), "bond_lengths": table}
 
 
 def drift(time_fs: np.ndarray, total: np.ndarray) -> dict:
@@ -244,6 +251,9 @@ def markdown(r: dict) -> str:
         f"| frames checked (every 10 fs) | {s['frames_checked']} |",
         f"| frames whose bond graph differs from the start | "
         f"{s['frames_with_changed_connectivity']} |", "",
+        *([("Pairs whose bonding changed (atom indices; frames): " + ", ".join(
+            f"{k} ({v})" for k, v in s["changed_pairs_frames"].items())), ""]
+          if s.get("changed_pairs_frames") else []),
         "Per-replica drift (meV/ps): " + ", ".join(
             f"{d:+.3f}" for d in e["per_replica_meV_per_ps"]), "",
         "| bond | count | mean Å | std Å | min Å | max Å |", "|---|---|---|---|---|---|",

@@ -61,6 +61,12 @@ then NVE at 0.5 fs, all replicas batched (bench/md_nve.py ``run``, resumable) in
 bench/out/polythiophene/md_{N}T_{MODEL}/; ``bench/md_nve.py report --out`` that directory
 gives the drift, bond-graph and bond-length statistics and the IR spectrum.
 
+The model's IR intensities vs chain length (harmonic, all-anti chains optimised with it):
+
+    python bench/polythiophene.py model-ir [--rings 1 2 4 8 12]
+
+→ bench/results/polythiophene_model_ir_vs_length.{md,json}.
+
 What the chain MD visited, back to DFT:
 
     python bench/polythiophene.py fragments --md bench/out/polythiophene/md_12T_1-2T
@@ -628,6 +634,58 @@ def stage_accuracy(args: argparse.Namespace) -> None:
     print("\n".join(lines))
 
 
+def stage_model_ir(args: argparse.Namespace) -> None:
+    """The model's harmonic IR spectrum of the all-anti chain vs length, integrated in bands.
+
+    Optimised with the model (BFGS, ``--fmax``), then its finite-difference harmonic analysis;
+    the intensity (km/mol) summed per band and divided by the number of rings shows how each
+    band grows with the chain: per ring constant for local vibrations, rising for modes that
+    move charge along the chain.
+    """
+    import torch
+
+    from densnet_cli.analysis.harmonic import harmonic_analysis, optimise
+    from densnet_cli.calculator import DenSNetCalculator
+    from densnet_cli.data.atomic import write_text
+
+    torch.set_num_threads(args.threads)
+    bands = [(600, 900), (900, 1100), (1100, 1300), (1300, 1600), (3000, 3300)]
+    rows = []
+    for n in args.rings:
+        calc = DenSNetCalculator(args.model)
+        geometry = optimise(build_chain(n, monomer=optimised_ring()), calc, fmax=args.fmax)
+        result = harmonic_analysis(geometry, calc, progress=False)
+        nu, km = result.frequencies_cm1, result.intensities_km_mol
+        strongest = int(np.argmax(km))
+        rows.append({"rings": n, "atoms": len(geometry),
+                     "imaginary_modes": int((nu < 0).sum()),
+                     "strongest_cm1": float(nu[strongest]),
+                     "strongest_km_mol": float(km[strongest]),
+                     "band_km_mol_per_ring": {f"{lo}-{hi}": float(km[(nu >= lo) & (nu < hi)]
+                                                                  .sum() / n)
+                                              for lo, hi in bands}})
+        print(json.dumps(rows[-1]), flush=True)
+    command = " ".join(["python bench/polythiophene.py model-ir", *sys.argv[2:]])
+    names = [f"{lo}-{hi}" for lo, hi in bands]
+    lines = ["# The model's harmonic IR intensity vs chain length (all-anti chains)", "",
+             f"Command: `{command}`", "",
+             f"Model `{Path(args.model).resolve().relative_to(ROOT)}`; each chain optimised "
+             f"with it (fmax {args.fmax:g} eV/Å), finite-difference harmonic analysis.  "
+             "Intensity summed per band (cm⁻¹), per ring, km/mol.", "",
+             "| rings | atoms | imaginary modes | strongest mode cm⁻¹ (km/mol) | "
+             + " | ".join(names) + " |", "|---|---|---|---|" + "---|" * len(names)]
+    for r in rows:
+        lines.append(f"| {r['rings']} | {r['atoms']} | {r['imaginary_modes']} | "
+                     f"{r['strongest_cm1']:.0f} ({r['strongest_km_mol']:.0f}) | "
+                     + " | ".join(f"{r['band_km_mol_per_ring'][k]:.1f}" for k in names) + " |")
+    lines.append("")
+    out = RESULTS / "polythiophene_model_ir_vs_length"
+    write_text(out.with_suffix(".json"), json.dumps({"command": command, "rows": rows},
+                                                    indent=1))
+    write_text(out.with_suffix(".md"), "\n".join(lines))
+    print("\n".join(lines))
+
+
 def stage_md(args: argparse.Namespace) -> None:
     """NVE of the all-anti n-ring chain with a trained model, through bench/md_nve.py."""
     model = args.model or model_path(args.trained_on)
@@ -696,6 +754,12 @@ def main() -> None:
     fragments.add_argument("--pairs", nargs="+", type=int, default=[0, 5],
                            help="ring pairs k (rings k, k + 1): 0 is a chain end")
     fragments.add_argument("--seed", type=int, default=0)
+    model_ir = sub.add_parser("model-ir", help="the model's harmonic IR bands vs chain length")
+    model_ir.add_argument("--model", type=Path,
+                          default=RESULTS / "models/polythiophene_1-2T.pt")
+    model_ir.add_argument("--rings", nargs="+", type=int, default=[1, 2, 4, 8, 12])
+    model_ir.add_argument("--fmax", type=float, default=1e-3, help="eV/Å")
+    model_ir.add_argument("--threads", type=int, default=1)
     probe = sub.add_parser("probe", help="model vs DFT on bithiophenes cut from MD frames")
     probe.add_argument("--md", type=Path, required=True, help="md stage directory")
     probe.add_argument("--model", type=Path, default=None,
@@ -718,7 +782,7 @@ def main() -> None:
     {"cost": stage_cost, "cost-report": stage_cost_report, "model-cost": stage_model_cost,
      "sample": stage_sample, "label": stage_label, "train": stage_train,
      "accuracy": stage_accuracy, "md": stage_md, "fragments": stage_fragments,
-     "probe": stage_probe}[args.stage](args)
+     "probe": stage_probe, "model-ir": stage_model_ir}[args.stage](args)
 
 
 if __name__ == "__main__":

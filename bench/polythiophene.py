@@ -679,7 +679,7 @@ def stage_model_ir(args: argparse.Namespace) -> None:
                      f"{r['strongest_cm1']:.0f} ({r['strongest_km_mol']:.0f}) | "
                      + " | ".join(f"{r['band_km_mol_per_ring'][k]:.1f}" for k in names) + " |")
     lines.append("")
-    out = RESULTS / "polythiophene_model_ir_vs_length"
+    out = args.out
     write_text(out.with_suffix(".json"), json.dumps({"command": command, "rows": rows},
                                                     indent=1))
     write_text(out.with_suffix(".md"), "\n".join(lines))
@@ -760,6 +760,8 @@ def main() -> None:
     model_ir.add_argument("--rings", nargs="+", type=int, default=[1, 2, 4, 8, 12])
     model_ir.add_argument("--fmax", type=float, default=1e-3, help="eV/Å")
     model_ir.add_argument("--threads", type=int, default=1)
+    model_ir.add_argument("--out", type=Path, default=RESULTS / "polythiophene_model_ir_vs_length",
+                          help="report stem (.md and .json are written)")
     probe = sub.add_parser("probe", help="model vs DFT on bithiophenes cut from MD frames")
     probe.add_argument("--md", type=Path, required=True, help="md stage directory")
     probe.add_argument("--model", type=Path, default=None,

@@ -24,6 +24,8 @@ def _model(ds, **kwargs):
         if model.density.flexible:
             for head in model.density.exponent_heads.values():
                 head.weight.normal_()
+        if model.density.flow is not None:  # charges really flow between atoms
+            model.density.flow.mlp[-1].weight.normal_()
     for s in model.density.symbols:
         for scale in (getattr(model.density, f"scale_{s}"),
                       getattr(model.energy, f"input_scale_{s}")):
@@ -44,6 +46,28 @@ class TestNoDeltaModel(ModelPhysicsSuite):
     @classmethod
     def model(cls, ethanol):
         return _model(ethanol, delta=False)
+
+
+class TestChargeFlowModel(ModelPhysicsSuite):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def model(cls, ethanol):
+        return _model(ethanol, charge_flow=True)
+
+
+def test_charge_flow_moves_electrons_between_atoms(ethanol):
+    """Every atom of an untrained charge-flow model is neutral; random flows make charges."""
+    from densnet_cli.model.batch import collate
+
+    frame = ethanol[0]
+    batch = collate(ethanol.basis, [(frame.numbers, frame.positions)])
+    torch.manual_seed(0)
+    fresh = DenSNet(ethanol.basis, ethanol.sad, ModelConfig(**SMALL, charge_flow=True))
+    numbers = torch.as_tensor(frame.numbers, dtype=torch.float64)
+    torch.testing.assert_close(fresh(batch, forces=False)["populations"], numbers)
+    populations = _model(ethanol, charge_flow=True)(batch, forces=False)["populations"].detach()
+    assert (populations - numbers).abs().max() > 0.05
+    assert abs(float(populations.sum() - numbers.sum())) < 1e-10
 
 
 class TestFlexibleModel(ModelPhysicsSuite):

@@ -242,17 +242,23 @@ SMALL = dict(density_features=8, density_layers=2, energy_features=8, energy_lay
              radial_hidden=16, lmax_edge=2)
 
 
-@pytest.fixture(scope="module")
-def model():
+def random_model(charge_flow: bool) -> DenSNet:
     basis = BasisSet.from_pyscf("def2-universal-jkfit", ["H", "C", "S"], "def2-SVP")
     sad = {s: atomic_numbers[s] * e.charges / (e.charges @ e.charges)  # ∫ρ_SAD = Z
            for s, e in basis.elements.items()}
     torch.manual_seed(0)
-    net = DenSNet(basis, sad, ModelConfig(**SMALL)).double().eval()
+    net = DenSNet(basis, sad, ModelConfig(**SMALL, charge_flow=charge_flow)).double().eval()
     with torch.no_grad():  # random heads: the density really depends on the geometry
         for head in net.density.heads.values():
             head.weight.normal_()
+        if net.density.flow is not None:
+            net.density.flow.mlp[-1].weight.normal_()
     return net
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["fragment-projection", "charge-flow"])
+def model(request):
+    return random_model(request.param)
 
 
 def predict(model, atoms: Atoms) -> dict[str, torch.Tensor]:
@@ -298,6 +304,53 @@ def test_model_energy_changes_within_the_cutoff(model):
 def test_model_is_additive_for_unlike_fragments(model):
     """∫ρ = N is imposed per fragment, so no charge moves between distant unlike fragments."""
     assert_additive(model, build_chain(1), build_chain(2, [150.0]), 50.0)
+
+
+def end_hydrogen_dipole_response(net: DenSNet, n: int
+                                 ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """For the first ring's outer α-hydrogen of an anti ``n``-ring chain: ∂μ/∂R (3 × 3, e),
+    the change of every atom's population when it moves 0.01 Å along x, and every atom's
+    distance from it (Å)."""
+    chain = build_chain(n)
+    hydrogens = np.flatnonzero(chain.numbers == 1)
+    h = int(hydrogens[np.argmin(chain.positions[hydrogens, 0])])
+    batch = collate(net.basis, [(chain.numbers, chain.positions)])
+    batch.positions.requires_grad_(True)
+    out = net(batch, forces=False, energy=False)
+    rows = [torch.autograd.grad(out["dipole"][0, i], batch.positions, retain_graph=True)[0][h]
+            for i in range(3)]
+    moved = chain.positions.copy()
+    moved[h, 0] += 0.01
+    after = net(collate(net.basis, [(chain.numbers, moved)]), forces=False, energy=False)
+    dpop = (after["populations"] - out["populations"]).detach()
+    distance = np.linalg.norm(chain.positions - chain.positions[h], axis=1)
+    return torch.stack(rows), dpop, distance
+
+
+RECEPTIVE_FIELD = SMALL["density_layers"] * 4.0 + 4.0  # Å: message passing, then one flow
+
+
+def test_charge_flow_keeps_the_dipole_response_local():
+    """With local flows, moving an end hydrogen moves charge only within the receptive field,
+    and its dipole derivative (its IR intensity) is the same in an 8- and a 12-ring chain (up
+    to the chains' orientations, which differ: compared by singular values)."""
+    net = random_model(charge_flow=True)
+    d8, dpop, distance = end_hydrogen_dipole_response(net, 8)
+    d12, _, _ = end_hydrogen_dipole_response(net, 12)
+    assert dpop.abs().max() > 1e-3  # the response is there ...
+    assert float(dpop[distance > RECEPTIVE_FIELD].abs().max()) == 0.0  # ... and local
+    torch.testing.assert_close(torch.linalg.svdvals(d8), torch.linalg.svdvals(d12), atol=1e-10,
+                               rtol=0)
+
+
+def test_fragment_projection_spreads_the_response_over_the_chain():
+    """Why charge flow exists: the fragment-wide projection moves charge to every atom, so
+    the same hydrogen's dipole derivative changes with the chain's length."""
+    net = random_model(charge_flow=False)
+    d8, dpop, distance = end_hydrogen_dipole_response(net, 8)
+    d12, _, _ = end_hydrogen_dipole_response(net, 12)
+    assert float(dpop[distance > RECEPTIVE_FIELD].abs().min()) > 0.0
+    assert float((torch.linalg.svdvals(d12) - torch.linalg.svdvals(d8)).abs().max()) > 1e-3
 
 
 # --- the command -----------------------------------------------------------------------------

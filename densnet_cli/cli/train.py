@@ -44,6 +44,9 @@ HELP = {
                            "exponents by a factor in [1/f, f] (learnt in the refine stage).",
     "pair_repulsion": "Add the ZBL screened nuclear repulsion, switched off at the sum of "
                       "covalent radii: a wall no data has to teach.",
+    "charge_flow": "Impose the electron count locally: every atom neutral, then learned "
+                   "antisymmetric flows move electrons between atoms within the cutoff "
+                   "(--no-charge-flow: one projection per fragment, as models before it).",
     "grid_level": "PySCF grid level of the refine stage's real-space loss.",
     "dtype": "float32 or float64.",
     "device": "auto, cpu or cuda.",

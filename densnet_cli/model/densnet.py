@@ -49,6 +49,8 @@ class ModelConfig:
     max_exponent_factor: float = 1.0  # > 1: flexible basis, shell exponents × [1/f, f]
     pair_repulsion: bool = False  # add ZBL nuclear repulsion (model/repulsion.py); files written
     # before it existed load with False, new training defaults to True
+    charge_flow: bool = False  # local ∫ρ = N: neutral atoms + learned edge flows (networks.py);
+    # files written before it existed load with False (one projection per fragment)
 
     def as_dict(self) -> dict:
         """Plain-data form for metadata."""
@@ -90,7 +92,7 @@ class DenSNet(torch.nn.Module):
         self.density = DensityNetwork(
             basis, sad, self.edges.irreps_sh, hidden_irreps(cfg.density_features, lmax_basis),
             cfg.density_layers, cfg.n_radial, cfg.radial_hidden, cfg.avg_num_neighbors,
-            cfg.delta, cfg.max_exponent_factor)
+            cfg.delta, cfg.max_exponent_factor, cfg.charge_flow)
         self.energy = EnergyNetwork(
             basis, self.edges.irreps_sh, hidden_irreps(cfg.energy_features, cfg.energy_lmax),
             cfg.energy_layers, cfg.n_radial, cfg.radial_hidden, cfg.avg_num_neighbors,

@@ -119,6 +119,37 @@ def electron_count_groups(batch: Batch, src: torch.Tensor, dst: torch.Tensor) ->
     return torch.as_tensor(labels, dtype=torch.long, device=batch.molecule.device)
 
 
+class ChargeFlow(torch.nn.Module):
+    """Electrons moved onto each atom by flows along the graph's edges, (n,).
+
+    The flow along edge ``A → B`` is ``f_AB = Σ_k R_k(r_AB) [g(a_A, a_B) − g(a_B, a_A)]_k``:
+    ``a`` are invariant features of each atom (a linear map of its hidden scalars), ``g`` a
+    small MLP, ``R_k`` the edge's radial basis (zero, with three derivatives, at the cutoff).
+    It is antisymmetric, so what leaves ``A`` arrives at ``B`` and the total never changes;
+    it is invariant, so the populations are; and it is local.  The MLP's last layer starts
+    at zero: an untrained model keeps every atom neutral.
+    """
+
+    def __init__(self, irreps_hidden: o3.Irreps, n_radial: int, width: int, features: int = 8):
+        """Flows from ``irreps_hidden`` node features and ``n_radial`` edge functions."""
+        super().__init__()
+        self.features = o3.Linear(irreps_hidden, f"{features}x0e")
+        last = torch.nn.Linear(width, n_radial)
+        torch.nn.init.zeros_(last.weight)
+        torch.nn.init.zeros_(last.bias)
+        self.mlp = torch.nn.Sequential(torch.nn.Linear(2 * features, width), torch.nn.SiLU(),
+                                       last)
+
+    def forward(self, h: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
+                edge_radial: torch.Tensor) -> torch.Tensor:
+        """Net electrons gained by each atom (sums to zero over every fragment)."""
+        a = self.features(h)
+        pair = torch.cat([a[src], a[dst]], 1)
+        swapped = torch.cat([a[dst], a[src]], 1)
+        flow = ((self.mlp(pair) - self.mlp(swapped)) * edge_radial).sum(1)  # src → dst
+        return torch.zeros(len(h), dtype=h.dtype, device=h.device).index_add(0, dst, flow)
+
+
 class DensityNetwork(torch.nn.Module):
     """Positions → coefficients ``c = c_SAD + Δ`` with ``∫ρ = N`` exactly.
 
@@ -130,6 +161,17 @@ class DensityNetwork(torch.nn.Module):
     molecule — so that fragments farther apart than the cutoff stay neutral and independent,
     as locality requires — and for the whole of a charged molecule.
 
+    With ``charge_flow`` the constraint is local instead: every atom is first made neutral
+    (``Σ_{μ∈A} c_μ ∫φ_μ = Z_A``, the closest such ``c``), then electrons move between atoms
+    along the edges of the graph, ``n_A = Z_A + Σ_B f_BA`` with learned flows that are
+    antisymmetric (``f_AB = −f_BA``), invariant and vanish smoothly at the cutoff
+    (:class:`ChargeFlow`).  ``∫ρ = N`` then holds exactly per fragment, and a displacement
+    moves charge only within the network's receptive field plus one cutoff — so a dipole
+    derivative does not depend on how long the molecule is, which the fragment-wide
+    projection does not give (it spreads a local count error over the whole fragment, and the
+    dipole of that spread grows with the fragment's length).  Charged molecules get the
+    remaining charge by the projection over the whole molecule.
+
     With ``max_exponent_factor > 1`` (the *flexible* basis) a second per-element head gives one
     invariant scalar per shell and atom, ``s = f^{tanh(z)}`` in ``[1/f, f]``, that multiplies
     the shell's exponents (see :mod:`densnet_cli.basis.values`); ``∫φ`` then carries
@@ -138,7 +180,8 @@ class DensityNetwork(torch.nn.Module):
 
     def __init__(self, basis: BasisSet, sad: dict[str, torch.Tensor], irreps_sh: o3.Irreps,
                  hidden: o3.Irreps, n_layers: int, n_radial: int, radial_hidden: int,
-                 avg_num_neighbors: float, delta: bool = True, max_exponent_factor: float = 1.0):
+                 avg_num_neighbors: float, delta: bool = True, max_exponent_factor: float = 1.0,
+                 charge_flow: bool = False):
         """Density network for the elements of ``basis`` (``sad``: per-element prior)."""
         super().__init__()
         self.symbols = element_order(basis)
@@ -155,6 +198,8 @@ class DensityNetwork(torch.nn.Module):
             self.exponent_heads = torch.nn.ModuleDict(
                 {s: o3.Linear(self.body.irreps_out, f"{len(basis[s].shells)}x0e")
                  for s in self.symbols})
+        self.flow = (ChargeFlow(self.body.irreps_out, n_radial, radial_hidden)
+                     if charge_flow else None)
         with torch.no_grad():  # start exactly at the prior (Δ = 0, s = 1); gradients still flow
             for head in [*self.heads.values(),
                          *(self.exponent_heads.values() if self.flexible else [])]:
@@ -195,8 +240,16 @@ class DensityNetwork(torch.nn.Module):
                 scales = scales.index_put(index, torch.exp(self.log_max_factor
                                                            * torch.tanh(z)).reshape(-1))
         c = self.flat("sad", batch, dtype) + delta if self.delta else delta
-        groups = electron_count_groups(batch, src, dst)
-        return self.project_electron_count(batch, c, scales, groups), scales
+        if self.flow is None:
+            groups = electron_count_groups(batch, src, dst)
+            return self.project_electron_count(batch, c, scales, groups), scales
+        moved = self.flow(h, src, dst, edge_radial)
+        c = self.project_atom_populations(batch, c, scales,
+                                          batch.numbers.to(dtype) + moved)
+        if bool((batch.charge != 0).any()):
+            charged = (batch.charge != 0)[batch.coeff_molecule].to(dtype)
+            c = c + charged * (self.project_electron_count(batch, c, scales) - c)
+        return c, scales
 
     def charges(self, batch: Batch, scales: torch.Tensor | None, dtype: torch.dtype
                 ) -> torch.Tensor:
@@ -225,6 +278,16 @@ class DensityNetwork(torch.nn.Module):
         current = torch.zeros_like(target).index_add(0, m, q * c)
         qq = torch.zeros_like(target).index_add(0, m, q * q)
         return c + q * ((target - current) / qq)[m]
+
+    def project_atom_populations(self, batch: Batch, c: torch.Tensor,
+                                 scales: torch.Tensor | None, target: torch.Tensor
+                                 ) -> torch.Tensor:
+        """Closest ``c`` (Euclidean) with ``Σ_{μ∈A} c_μ ∫φ_μ = target_A`` on every atom."""
+        q = self.charges(batch, scales, c.dtype)
+        a = batch.coeff_atom
+        current = torch.zeros_like(target).index_add(0, a, q * c)
+        qq = torch.zeros_like(target).index_add(0, a, q * q)
+        return c + q * ((target - current) / qq)[a]
 
 
 class EnergyNetwork(torch.nn.Module):

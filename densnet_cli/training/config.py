@@ -55,6 +55,7 @@ class TrainConfig:
     delta: bool = True  # False: learn the full density without the SAD prior (--no-delta)
     max_exponent_factor: float = 1.0  # > 1: flexible basis, exponents × [1/f, f] (refine stage)
     pair_repulsion: bool = True  # ZBL nuclear repulsion below bonding distances
+    charge_flow: bool = True  # local electron count: neutral atoms + learned edge flows
     grid_level: int = 0  # PySCF grid level of the refine stage's real-space loss
     # execution
     dtype: str = "float32"  # float32 | float64

@@ -119,6 +119,14 @@ def electron_count_groups(batch: Batch, src: torch.Tensor, dst: torch.Tensor) ->
     return torch.as_tensor(labels, dtype=torch.long, device=batch.molecule.device)
 
 
+def project_sums(c: torch.Tensor, q: torch.Tensor, group: torch.Tensor, target: torch.Tensor
+                 ) -> torch.Tensor:
+    """Closest ``c`` (Euclidean) with ``Σ_{μ: group_μ = g} q_μ c_μ = target_g`` for every g."""
+    current = torch.zeros_like(target).index_add(0, group, q * c)
+    qq = torch.zeros_like(target).index_add(0, group, q * q)
+    return c + q * ((target - current) / qq)[group]
+
+
 class ChargeFlow(torch.nn.Module):
     """Electrons moved onto each atom by flows along the graph's edges, (n,).
 
@@ -275,19 +283,13 @@ class DensityNetwork(torch.nn.Module):
         charge = torch.zeros_like(target).index_put(
             (groups,), batch.charge.to(c.dtype)[batch.molecule])  # 0 for neutral molecules
         target = target - charge
-        current = torch.zeros_like(target).index_add(0, m, q * c)
-        qq = torch.zeros_like(target).index_add(0, m, q * q)
-        return c + q * ((target - current) / qq)[m]
+        return project_sums(c, q, m, target)
 
     def project_atom_populations(self, batch: Batch, c: torch.Tensor,
                                  scales: torch.Tensor | None, target: torch.Tensor
                                  ) -> torch.Tensor:
         """Closest ``c`` (Euclidean) with ``Σ_{μ∈A} c_μ ∫φ_μ = target_A`` on every atom."""
-        q = self.charges(batch, scales, c.dtype)
-        a = batch.coeff_atom
-        current = torch.zeros_like(target).index_add(0, a, q * c)
-        qq = torch.zeros_like(target).index_add(0, a, q * q)
-        return c + q * ((target - current) / qq)[a]
+        return project_sums(c, self.charges(batch, scales, c.dtype), batch.coeff_atom, target)
 
 
 class EnergyNetwork(torch.nn.Module):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from command import command_line, relative
+from command import command_line, relative, write_report
 from polythiophene import BIN, RESULTS, ROOT, chunks, held_out, run
 from validate_molecule import ARCH
 
@@ -55,7 +55,6 @@ def evaluate(model: Path, test: Path) -> dict:
 
 
 def main() -> None:
-    from densnet_cli.data.atomic import write_text
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train-rings", nargs="+", type=int, default=[1])
@@ -100,10 +99,7 @@ def main() -> None:
         lines.append(f"| {r['rings']} | {'yes' if r['trained_on'] else 'no'} | {r['variant']} | "
                      f"{r['seed']} | {r['frames']} | {cells} |")
     lines.append("")
-    write_text(args.out.with_suffix(".json"), json.dumps({"command": command, "rows": rows},
-                                                         indent=1))
-    write_text(args.out.with_suffix(".md"), "\n".join(lines))
-    print("\n".join(lines))
+    write_report(args.out, command, rows, lines)
 
 
 if __name__ == "__main__":

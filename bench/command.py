@@ -19,3 +19,15 @@ def command_line(argv: list[str] | None = None) -> str:
     (reports are committed; /work/main/... means nothing on another machine)."""
     argv = sys.argv if argv is None else argv
     return " ".join(["python", *(relative(a) if a.startswith("/") else a for a in argv)])
+
+
+def write_report(stem: Path, command: str, rows: list[dict], lines: list[str]) -> None:
+    """``stem``.json (the command and the rows) and ``stem``.md (``lines``), each written
+    atomically; the Markdown also goes to stdout."""
+    import json
+
+    from densnet_cli.data.atomic import write_text
+
+    write_text(stem.with_suffix(".json"), json.dumps({"command": command, "rows": rows}, indent=1))
+    write_text(stem.with_suffix(".md"), "\n".join(lines))
+    print("\n".join(lines))

@@ -96,6 +96,8 @@ from ase import Atoms
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from command import write_report  # noqa: E402
+
 from densnet_cli.basis.layout import BasisSet  # noqa: E402
 from densnet_cli.reference.dft import LevelOfTheory  # noqa: E402
 from densnet_cli.reference.labelling import FrameTask, LabelSettings, label_frame  # noqa: E402
@@ -498,7 +500,6 @@ def stage_probe(args: argparse.Namespace) -> None:
     """
     from densnet_cli.analysis.harmonic import PySCFCalculator
     from densnet_cli.calculator import DenSNetCalculator
-    from densnet_cli.data.atomic import write_text
 
     records, n_rings, sites, stride_fs = load_chain_md(args.md)
     numbers, positions = records["numbers"], records["positions"]
@@ -548,10 +549,7 @@ def stage_probe(args: argparse.Namespace) -> None:
                      f"{r['force_mae_meV_per_A']:.0f} | {r['force_max_error_meV_per_A']:.0f} | "
                      f"{fm[0]:+.2f}, {fm[1]:+.2f} | {fd[0]:+.2f}, {fd[1]:+.2f} |")
     lines.append("")
-    write_text(args.out.with_suffix(".json"), json.dumps({"command": command, "rows": rows},
-                                                         indent=1))
-    write_text(args.out.with_suffix(".md"), "\n".join(lines))
-    print("\n".join(lines))
+    write_report(args.out, command, rows, lines)
 
 
 def held_out(rings: int) -> Path | None:
@@ -582,7 +580,6 @@ def stage_train(args: argparse.Namespace) -> None:
 
 
 def stage_accuracy(args: argparse.Namespace) -> None:
-    from densnet_cli.data.atomic import write_text
     from densnet_cli.data.hdf5 import DensityDataset
 
     model = model_path(args.rings)
@@ -628,10 +625,7 @@ def stage_accuracy(args: argparse.Namespace) -> None:
                      f"{r['density_l1_percent']:.2f} | {'–' if dft is None else f'{dft:.2f}'} |")
     lines.append("")
     out = RESULTS / f"polythiophene_accuracy_{tag}"
-    write_text(out.with_suffix(".json"), json.dumps({"command": command, "rows": rows},
-                                                    indent=1))
-    write_text(out.with_suffix(".md"), "\n".join(lines))
-    print("\n".join(lines))
+    write_report(out, command, rows, lines)
 
 
 def stage_model_ir(args: argparse.Namespace) -> None:
@@ -646,7 +640,6 @@ def stage_model_ir(args: argparse.Namespace) -> None:
 
     from densnet_cli.analysis.harmonic import harmonic_analysis, optimise
     from densnet_cli.calculator import DenSNetCalculator
-    from densnet_cli.data.atomic import write_text
 
     torch.set_num_threads(args.threads)
     bands = [(600, 900), (900, 1100), (1100, 1300), (1300, 1600), (3000, 3300)]
@@ -680,10 +673,7 @@ def stage_model_ir(args: argparse.Namespace) -> None:
                      + " | ".join(f"{r['band_km_mol_per_ring'][k]:.1f}" for k in names) + " |")
     lines.append("")
     out = args.out
-    write_text(out.with_suffix(".json"), json.dumps({"command": command, "rows": rows},
-                                                    indent=1))
-    write_text(out.with_suffix(".md"), "\n".join(lines))
-    print("\n".join(lines))
+    write_report(out, command, rows, lines)
 
 
 def stage_md(args: argparse.Namespace) -> None:

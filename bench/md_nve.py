@@ -304,6 +304,7 @@ def plot(path: Path, time_fs, total, temperature, spectrum, modes, experiment) -
     ax.set(xlabel="wavenumber (cm⁻¹)", ylabel="km mol⁻¹ (cm⁻¹)⁻¹", xlim=(100, 4000),
            title="IR spectrum: MD (harmonic correction) vs harmonic PySCF vs experiment")
     ax.legend(fontsize=8)
+    fig.tight_layout()
     save_figure(fig, path)
 
 

@@ -61,3 +61,22 @@ def test_pickled_code_is_never_executed(tmp_path):
                 "state_dict": {}, "x": Evil()}, tmp_path / "evil.pt")
     with pytest.raises(InputError, match="not a valid DenSNet model"):
         read_model_file(tmp_path / "evil.pt")
+
+
+def test_a_file_from_before_charge_flow_loads_with_the_fragment_projection(tmp_path, ethanol):
+    """Config keys added later take the value that reproduces the old model: the shipped
+    example model predates ``charge_flow`` and must keep the fragment-wide projection."""
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples/ethanol/model/ethanol_100.pt"
+    metadata, _ = read_model_file(example)
+    assert "charge_flow" not in metadata["config"]
+    old, _ = load_model(example)
+    assert old.density.flow is None
+    torch.manual_seed(1)
+    new = DenSNet(ethanol.basis, ethanol.sad, ModelConfig(**{**SMALL.as_dict(),
+                                                             "charge_flow": True}))
+    save_model(new, tmp_path / "flow.pt")
+    loaded, metadata = load_model(tmp_path / "flow.pt")
+    assert metadata["config"]["charge_flow"] is True
+    assert loaded.density.flow is not None

@@ -96,7 +96,7 @@ from ase import Atoms
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from command import write_report  # noqa: E402
+from command import command_line, write_report  # noqa: E402
 
 from densnet_cli.basis.layout import BasisSet  # noqa: E402
 from densnet_cli.reference.dft import LevelOfTheory  # noqa: E402
@@ -506,6 +506,7 @@ def stage_probe(args: argparse.Namespace) -> None:
     model = args.model or ROOT / json.loads((args.md / "run.json").read_text())["model"]
     c_h = start_c_h(positions, sites)
     s1, s2 = sites[args.pair]["S"], sites[args.pair + 1]["S"]
+    calc = DenSNetCalculator(model)
     rows = []
     for f in args.frames:
         x = positions[args.replica, f].astype(float)
@@ -514,7 +515,7 @@ def stage_probe(args: argparse.Namespace) -> None:
         u = (atoms.positions[j] - atoms.positions[i]) / np.linalg.norm(
             atoms.positions[j] - atoms.positions[i])
         t0 = time.perf_counter()
-        atoms.calc = DenSNetCalculator(model)
+        atoms.calc = calc
         e_model, f_model = atoms.get_potential_energy(), atoms.get_forces()
         atoms.calc = PySCFCalculator(LEVEL, threads=1)
         e_dft, f_dft = atoms.get_potential_energy(), atoms.get_forces()
@@ -530,7 +531,7 @@ def stage_probe(args: argparse.Namespace) -> None:
             "S_forces_along_S_S_dft_eV_per_A": [float(f_dft[i] @ u), float(f_dft[j] @ u)],
             "seconds": time.perf_counter() - t0})
         print(json.dumps(rows[-1]), flush=True)
-    command = " ".join(["python bench/polythiophene.py probe", *sys.argv[2:]])
+    command = command_line()
     lines = [f"# Model vs DFT on bithiophenes cut from a {n_rings}-ring MD", "",
              f"Command: `{command}`", "",
              f"Model `{Path(model).resolve().relative_to(ROOT)}`; MD "
@@ -606,7 +607,7 @@ def stage_accuracy(args: argparse.Namespace) -> None:
                      "dipole_mae_D": r["dipole_mae_D"],
                      "density_l1_percent": r["density_l1_percent"],
                      "density_l1_vs_dft_percent": r.get("density_l1_vs_dft_percent")})
-    command = " ".join(["python bench/polythiophene.py accuracy", *sys.argv[2:]])
+    command = command_line()
     lines = [f"# Polythiophene: held-out accuracy per chain length ({tag} model)", "",
              f"Command: `{command}` (after `train` with the same --rings).", "",
              f"Model `{model.relative_to(ROOT)}`, trained on the labelled chunks of "
@@ -643,9 +644,9 @@ def stage_model_ir(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     bands = [(600, 900), (900, 1100), (1100, 1300), (1300, 1600), (3000, 3300)]
+    calc = DenSNetCalculator(args.model)
     rows = []
     for n in args.rings:
-        calc = DenSNetCalculator(args.model)
         geometry = optimise(build_chain(n, monomer=optimised_ring()), calc, fmax=args.fmax)
         result = harmonic_analysis(geometry, calc, progress=False)
         nu, km = result.frequencies_cm1, result.intensities_km_mol
@@ -658,7 +659,7 @@ def stage_model_ir(args: argparse.Namespace) -> None:
                                                                   .sum() / n)
                                               for lo, hi in bands}})
         print(json.dumps(rows[-1]), flush=True)
-    command = " ".join(["python bench/polythiophene.py model-ir", *sys.argv[2:]])
+    command = command_line()
     names = [f"{lo}-{hi}" for lo, hi in bands]
     lines = ["# The model's harmonic IR intensity vs chain length (all-anti chains)", "",
              f"Command: `{command}`", "",

@@ -69,13 +69,15 @@ The model's IR intensities vs chain length (harmonic, all-anti chains optimised 
 
 What the chain MD visited, back to DFT:
 
-    python bench/polythiophene.py fragments --md bench/out/polythiophene/md_12T_1-2T
-    python bench/polythiophene.py label --rings 1 2 --fragments-of 12
+    python bench/polythiophene.py fragments --md bench/out/polythiophene/md_12T_1-2T [--length 3]
+    python bench/polythiophene.py label --rings 1 2 3 --fragments-of 12
 
-``fragments``: bithiophenes (rings k, k + 1, capped with H where the chain went on) cut from
-the MD frames, in a seeded random order → bench/data/polythiophene/2T_md{N}T.xyz; ``label
---fragments-of N`` labels them in chunks like the samples, and ``train`` takes those chunks
-with the 2-ring data: what the long-chain MD visits, at the DFT cost of two rings.
+``fragments``: short chains (rings k … k + length − 1, capped with H where the chain went on)
+cut from the MD frames, in a seeded random order → bench/data/polythiophene/{L}T_md{N}T.xyz;
+``label --fragments-of N`` labels those of the ``--rings`` lengths in chunks like the samples,
+and ``train`` takes those chunks with the samples of the same length: what the long-chain MD
+visits, at the DFT cost of a few rings.  A length with fragments but no samples holds out its
+last fragment chunk.
 """
 
 from __future__ import annotations
@@ -408,11 +410,17 @@ def stage_label(args: argparse.Namespace) -> None:
     number = 0  # running chunk number over all lengths and temperatures
     sources = [(samples_file(rings, kelvin), n) for rings in sorted(args.rings)
                for kelvin, n in SAMPLES[rings]]
+    missing = [path for path, _ in sources if not path.exists()]
+    for path in missing:
+        print(f"{path.relative_to(ROOT)}: no samples (`sample --rings` makes them); skipped")
+    sources = [source for source in sources if source[0] not in missing]
     if args.fragments_of:
-        path = fragments_file(args.fragments_of)
-        if not path.exists():
-            raise SystemExit(f"{path}: no such file: run `fragments` first")
-        sources.append((path, args.max_fragments or len(ase.io.read(path, index=":"))))
+        paths = [fragments_file(args.fragments_of, n) for n in sorted(args.rings)]
+        if not any(path.exists() for path in paths):
+            raise SystemExit(f"no {' or '.join(p.name for p in paths)} in "
+                             f"{DATA.relative_to(ROOT)}: run `fragments` first")
+        sources += [(path, args.max_fragments or len(ase.io.read(path, index=":")))
+                    for path in paths if path.exists()]
     for source, n in sources:
         for first in range(0, n, args.chunk):
             last = min(first + args.chunk, n)
@@ -429,8 +437,9 @@ def chunks(rings: int) -> list[Path]:
     return sorted(DATA.glob(f"{rings}T_*K_*.h5")) + sorted(DATA.glob(f"{rings}T_md*_*.h5"))
 
 
-def fragments_file(md_rings: int) -> Path:
-    return DATA / f"2T_md{md_rings}T.xyz"
+def fragments_file(md_rings: int, length: int = 2) -> Path:
+    """The ``length``-ring fragments cut from the ``md_rings``-ring MD (``fragments``)."""
+    return DATA / f"{length}T_md{md_rings}T.xyz"
 
 
 def load_chain_md(md: Path) -> tuple[dict, int, list[dict[str, int]], float]:
@@ -450,44 +459,50 @@ def start_c_h(positions: np.ndarray, sites: list[dict[str, int]]) -> float:
                           for s in sites]))
 
 
-def cut_pair(numbers: np.ndarray, x: np.ndarray, sites: list[dict[str, int]], k: int,
-             c_h: float) -> tuple[Atoms, list[int]]:
-    """Rings k and k + 1 of a chain geometry, an H on each Cα whose neighbour ring is cut.
+def cut_rings(numbers: np.ndarray, x: np.ndarray, sites: list[dict[str, int]], k: int,
+              length: int, c_h: float) -> tuple[Atoms, list[int]]:
+    """Rings k … k + length − 1 of a chain geometry, an H on each Cα whose neighbour is cut.
 
     Returns the fragment and the chain index of each of its atoms but the caps (in order).
     """
     n_rings = len(sites)
-    if not 0 <= k < n_rings - 1:
-        raise SystemExit(f"ring pair {k} does not exist in {n_rings} rings")
-    keep = sorted(i for s in sites[k:k + 2] for i in s.values())
+    end = k + length  # one past the last ring kept
+    if not (0 <= k and length >= 1 and end <= n_rings):
+        raise SystemExit(f"rings {k}…{end - 1} do not exist in {n_rings} rings")
+    keep = sorted(i for s in sites[k:end] for i in s.values())
     caps = ([(sites[k]["C2"], sites[k - 1]["C5"])] if k > 0 else []) + (
-        [(sites[k + 1]["C5"], sites[k + 2]["C2"])] if k + 2 < n_rings else [])
+        [(sites[end - 1]["C5"], sites[end]["C2"])] if end < n_rings else [])
     h = [x[c] + c_h * (x[o] - x[c]) / np.linalg.norm(x[o] - x[c]) for c, o in caps]
     return Atoms(numbers=[*numbers[keep], *[1] * len(h)],
                  positions=np.vstack([x[keep], *h])), keep
 
 
 def stage_fragments(args: argparse.Namespace) -> None:
-    """Bithiophenes cut from the frames of a chain MD: what the MD visited, at DFT cost of 2.
+    """Short chains cut from the frames of a chain MD: what the MD visited, at a short's cost.
 
-    Rings k and k + 1 of every ``--every-fs`` frame of every replica, for each k of
-    ``--pairs``; each Cα that was bonded to a ring left out gets an H along that bond at the
-    chain's mean C–H length at the start.  Written in a seeded random order, so that any first
-    chunk labelled is a fair sample of the whole: bench/data/polythiophene/2T_md{N}T.xyz.
+    Rings k … k + ``--length`` − 1 of every ``--every-fs`` frame of every replica, for each k
+    of ``--windows``; each Cα that was bonded to a ring left out gets an H along that bond at
+    the chain's mean C–H length at the start.  Written in a seeded random order, so that any
+    first chunk labelled is a fair sample of the whole:
+    bench/data/polythiophene/{LENGTH}T_md{N}T.xyz.
     """
     records, n_rings, sites, stride_fs = load_chain_md(args.md)
     numbers, positions = records["numbers"], records["positions"]
     every = max(1, round(args.every_fs / stride_fs))
     c_h = start_c_h(positions, sites)
     out = []
-    for k in args.pairs:
+    for k in args.windows:
         for b, replica in enumerate(positions):
             for f in range(0, len(replica), every):
-                atoms, _ = cut_pair(numbers, replica[f].astype(float), sites, k, c_h)
-                atoms.info.update(replica=b, time_fs=f * stride_fs, pair=k)
+                atoms, _ = cut_rings(numbers, replica[f].astype(float), sites, k, args.length,
+                                     c_h)
+                atoms.info.update(replica=b, time_fs=f * stride_fs, first_ring=k)
                 out.append(atoms)
     order = np.random.default_rng(args.seed).permutation(len(out))
-    path = fragments_file(n_rings)
+    path = fragments_file(n_rings, args.length)
+    if path.exists():
+        raise SystemExit(f"{path.relative_to(ROOT)} exists (its labelled chunks follow its "
+                         "order): move it aside to cut anew")
     ase.io.write(path, [out[i] for i in order], format="extxyz")
     print(f"wrote {len(out)} fragments to {path.relative_to(ROOT)}")
 
@@ -510,7 +525,7 @@ def stage_probe(args: argparse.Namespace) -> None:
     rows = []
     for f in args.frames:
         x = positions[args.replica, f].astype(float)
-        atoms, keep = cut_pair(numbers, x, sites, args.pair, c_h)
+        atoms, keep = cut_rings(numbers, x, sites, args.pair, 2, c_h)
         i, j = keep.index(s1), keep.index(s2)
         u = (atoms.positions[j] - atoms.positions[i]) / np.linalg.norm(
             atoms.positions[j] - atoms.positions[i])
@@ -554,10 +569,17 @@ def stage_probe(args: argparse.Namespace) -> None:
 
 
 def held_out(rings: int) -> Path | None:
-    """The last chunk of the lowest-temperature samples of ``rings``: never trained on."""
+    """The chunk of ``rings`` never trained on.
+
+    The last chunk of the lowest-temperature normal-mode samples; for a length that has only
+    fragments cut from a long-chain MD, the last chunk of those (they are in random order).
+    """
     kelvin = SAMPLES[rings][0][0]
-    mine = sorted(DATA.glob(f"{rings}T_{kelvin:.0f}K_*.h5"))
-    return mine[-1] if len(mine) > 1 else None
+    for pattern in (f"{rings}T_{kelvin:.0f}K_*.h5", f"{rings}T_md*_*.h5"):
+        mine = sorted(DATA.glob(pattern))
+        if len(mine) > 1:
+            return mine[-1]
+    return None
 
 
 def model_path(rings: list[int]) -> Path:
@@ -720,8 +742,8 @@ def main() -> None:
         if name == "label":
             stage.add_argument("--chunk", type=int, default=10, help="frames per HDF5 file")
             stage.add_argument("--fragments-of", type=int, default=None, metavar="N",
-                               help="also the bithiophenes cut from the N-ring MD "
-                               "(`fragments`) ...")
+                               help="also the fragments of --rings lengths cut from "
+                               "the N-ring MD (`fragments`) ...")
             stage.add_argument("--max-fragments", type=int, default=None,
                                help="... only the first this many of them")
             stage.add_argument("--worker", type=worker_slot, default=(0, 1), metavar="K/N",
@@ -739,11 +761,13 @@ def main() -> None:
         if name == "accuracy":
             stage.add_argument("--extra-rings", nargs="+", type=int, choices=sorted(SAMPLES),
                                default=[], help="also evaluate these (extrapolation)")
-    fragments = sub.add_parser("fragments", help="bithiophenes cut from a chain MD, to label")
+    fragments = sub.add_parser("fragments", help="short chains cut from a chain MD, to label")
     fragments.add_argument("--md", type=Path, required=True, help="md stage directory")
     fragments.add_argument("--every-fs", type=float, default=250.0)
-    fragments.add_argument("--pairs", nargs="+", type=int, default=[0, 5],
-                           help="ring pairs k (rings k, k + 1): 0 is a chain end")
+    fragments.add_argument("--length", type=int, default=2, help="rings per fragment")
+    fragments.add_argument("--windows", "--pairs", nargs="+", type=int, default=[0, 5],
+                           help="first ring k of each window (rings k … k + length − 1): "
+                           "0 is a chain end")
     fragments.add_argument("--seed", type=int, default=0)
     model_ir = sub.add_parser("model-ir", help="the model's harmonic IR bands vs chain length")
     model_ir.add_argument("--model", type=Path,

@@ -10,7 +10,9 @@ Stages (all by default, in this order; each skips what its outputs already hold)
 - ``label``: ``densnet fit-density`` of the samples (PBE/def2-SVP, as ethanol), one HDF5 file
   per temperature in bench/data/NAME/;
 - ``train``: ``densnet train`` with the rMD17 benchmark's architecture and schedule;
-- ``harmonic``: ``bench/harmonic.py``: model vs PySCF normal modes and IR intensities;
+- ``harmonic``: ``bench/harmonic.py``: model vs PySCF normal modes and IR intensities (the
+  reference by finite differences of DFT gradients, or for resorcinol from the analytic Hessian
+  ``sample`` cached for the lowest-energy conformer plus finite differences of SCF dipoles);
 - ``md``: ``bench/md_nve.py run``: 4 replicas × 12.5 ps of NVE (50 ps) from 300 K samples;
 - ``heldout``: 12 frames spread over the NVE trajectories, labelled by ``densnet fit-density``
   and scored by ``densnet evaluate``: what MD visits vs what the model learnt;
@@ -80,6 +82,10 @@ class Molecule:
     samples: tuple[tuple[float, int], ...] = ((300.0, 160), (600.0, 80))  # (K, frames)
     harmonic_start: str = ""  # a --dihedral setting for the harmonic check's start
     experiment: str = ""
+    # The harmonic reference from the analytic Hessian `sample` cached for the lowest conformer
+    # (plus SCF dipoles) instead of finite differences of DFT gradients: 6N gradients of a
+    # 14-atom molecule cost ~2 h on one core here, its 6N dipoles well under one.
+    reference_hessian: bool = False
 
 
 MOLECULES = {
@@ -91,7 +97,7 @@ MOLECULES = {
     # O–H turned towards C5, and both.
     "resorcinol": Molecule("resorcinol", resorcinol, samples=((300.0, 120), (600.0, 60)),
                            conformers=["5,0,10,11=0", "5,0,10,11=0;5,4,12,13=0"],
-                           experiment="resorcinol"),
+                           experiment="resorcinol", reference_hessian=True),
 }
 
 
@@ -152,11 +158,21 @@ def stage_train(m: Molecule, p: Paths) -> None:
         *SCHEDULE, "--val-fraction", "0.1", "--no-progress", *resume)
 
 
+def lowest_conformer(p: Paths) -> Path:
+    """The `densnet sample` cache file (modes-*.json) of the lowest-energy conformer."""
+    found = sorted(p.data.glob("dft_cache/modes-*.json"))
+    if not found:
+        raise SystemExit(f"no modes-*.json in {p.data / 'dft_cache'}: run the sample stage")
+    return min(found, key=lambda f: json.loads(f.read_text())["energy"])
+
+
 def stage_harmonic(m: Molecule, p: Paths) -> None:
     out = p.results / f"harmonic_{m.name}"
     if out.with_suffix(".json").exists():
         return
-    run(sys.executable, ROOT / "bench/harmonic.py", "--model", p.model, "--geometry", p.start,
+    start = (["--reference-hessian", lowest_conformer(p)] if m.reference_hessian
+             else ["--geometry", p.start])
+    run(sys.executable, ROOT / "bench/harmonic.py", "--model", p.model, *start,
         "--threads", 1, "--experiment", m.experiment, "--reference-cache",
         p.work / "harmonic_pyscf.json", "--out", out)
 

@@ -112,7 +112,9 @@ def evaluate(name: str) -> dict:
     out: dict = {"n_frames": sum(r["n_frames"] for r in chunks)}
     for key in ("energy_mae_meV", "energy_mae_meV_per_atom", "force_mae_meV_per_A",
                 "force_rmse_meV_per_A", "dipole_mae_D", "density_l1_percent"):
-        out[key] = sum(r[key] for r in chunks) / len(chunks)  # equal chunks (and frames)
+        values = [r[key] for r in chunks]  # None: a density-only model has no energies
+        out[key] = (None if None in values
+                    else sum(values) / len(chunks))  # equal chunks (and frames)
     dft = _evaluated(model, DFT_TEST, "--dft-frames", "1000", "--density-frames", "0")
     out["density_l1_vs_dft_percent"] = dft["density_l1_vs_dft_percent"]
     out["fit_l1_vs_dft_percent_same_frames"] = dft["fit_l1_vs_dft_percent_same_frames"]

@@ -14,6 +14,7 @@ from densnet_cli.evaluation.density import coulomb_error, l1_error_percent
 from densnet_cli.evaluation.predict import Predictor
 from densnet_cli.model.densnet import DenSNet, ModelConfig
 from densnet_cli.model.io import save_model
+from densnet_cli.training.config import TrainConfig
 from tests.conftest import run_cli
 
 SMALL = ModelConfig(density_features=8, density_layers=1, energy_features=8, energy_layers=1,
@@ -51,7 +52,27 @@ def test_report_metrics_match_the_predictions(model_path, ethanol, tmp_path):
     assert r["energy_mean_error_meV"] == pytest.approx(1e3 * np.mean(errors), rel=1e-9)
     assert r["force_mae_meV_per_A"] == pytest.approx(1e3 * forces, rel=1e-9)
     assert r["density_l1_percent"] > 0 and r["dipole_mae_D"] > 0
+    assert r["energy_trained"] is True  # a file without a training record counts as trained
     assert (tmp_path / "p.png").stat().st_size > 10_000
+
+
+def test_a_density_only_model_reports_no_energies(ethanol, tmp_path):
+    """No energy stage ran: the untrained energy network's numbers must not be reported."""
+    torch.manual_seed(2)
+    path = tmp_path / "density_only.pt"
+    training = TrainConfig(epochs_energy=0, epochs_joint=0).as_dict()
+    save_model(DenSNet(ethanol.basis, ethanol.sad, SMALL), path,
+               extra={"training": {"config": training}})
+    report = tmp_path / "r.json"
+    code, out, err = run_cli("evaluate", path, ethanol.path, "--report", report, "--plot",
+                             tmp_path / "p.png", "--density-frames", "2", "--no-progress")
+    assert code == 0, err
+    r = json.loads(report.read_text())
+    assert r["energy_trained"] is False
+    assert r["energy_mae_meV"] is None and r["force_mae_meV_per_A"] is None
+    assert r["dipole_mae_D"] > 0 and r["density_l1_percent"] > 0
+    assert "density-only model" in out and "energy_mae" not in out
+    assert (tmp_path / "p.png").stat().st_size > 5_000
 
 
 def test_density_errors_vanish_for_the_reference_and_obey_the_triangle_inequality(ethanol):

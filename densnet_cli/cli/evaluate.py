@@ -32,4 +32,6 @@ def evaluate_command(**options) -> None:
     report = evaluate(cfg)
     click.echo(f"wrote {cfg.report}: " + ", ".join(
         f"{k} {v:.4g}" for k, v in report.items()
-        if isinstance(v, float) and k.endswith(("meV", "meV_per_A", "_D", "percent"))))
+        if isinstance(v, float) and k.endswith(("meV", "meV_per_A", "_D", "percent")))
+        + ("" if report["energy_trained"] else
+           " (density-only model: no energy stage ran, so no energies or forces)"))

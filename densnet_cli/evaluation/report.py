@@ -37,9 +37,27 @@ class EvaluateConfig:
     progress: bool = True
 
 
+def energy_trained(metadata: dict) -> bool:
+    """Whether the model file's training ran an energy-bearing stage.
+
+    A density-only model (``--epochs-energy 0 --epochs-joint 0``) carries an untrained energy
+    network: its energies and forces mean nothing.  Files without a training record (built in
+    code) count as trained.
+    """
+    config = metadata.get("training", {}).get("config")
+    if config is None:
+        return True
+    return bool(config.get("epochs_energy", 0) or config.get("epochs_joint", 0))
+
+
 def evaluate(cfg: EvaluateConfig) -> dict:
-    """Predict every frame and compare; writes the JSON report (and the plot)."""
+    """Predict every frame and compare; writes the JSON report (and the plot).
+
+    For a density-only model the energy and force entries are null (``energy_trained``
+    false) and the plot has the dipole panel only.
+    """
     predictor = Predictor(cfg.model)
+    with_energy = energy_trained(predictor.metadata)
     ds = DensityDataset(cfg.dataset)
     if ds.metadata["settings"]["density_basis"] != predictor.basis.name:
         raise InputError(f"{cfg.dataset} uses density basis "
@@ -76,14 +94,18 @@ def evaluate(cfg: EvaluateConfig) -> dict:
         for i, (p, f) in enumerate(tqdm(list(zip(preds, frames, strict=True))[:n_dft],
                                         desc="density vs DFT", unit="frame",
                                         disable=not cfg.progress))]
-    report = {
-        "n_frames": len(frames),
+    energy_errors = {
         "energy_mae_meV": 1e3 * float(np.abs(e_err).mean()),
         "energy_rmse_meV": 1e3 * float(np.sqrt((e_err**2).mean())),
         "energy_mean_error_meV": 1e3 * float(e_err.mean()),  # signed: model − reference
         "energy_mae_meV_per_atom": 1e3 * float(np.abs(e_err / n_atoms).mean()),
         "force_mae_meV_per_A": 1e3 * float(np.abs(f_err).mean()),
         "force_rmse_meV_per_A": 1e3 * float(np.sqrt((f_err**2).mean())),
+    }
+    report = {
+        "n_frames": len(frames),
+        "energy_trained": with_energy,
+        **{k: v if with_energy else None for k, v in energy_errors.items()},
         "dipole_mae_D": E_ANGSTROM_TO_DEBYE * float(np.abs(d_err).mean()),
         "dipole_norm_mae_D": E_ANGSTROM_TO_DEBYE * float(np.linalg.norm(d_err, axis=1).mean()),
         "density_l1_percent": float(np.mean(l1)) if l1 else None,
@@ -102,11 +124,11 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     }
     write_text(cfg.report, json.dumps(report, indent=1))
     if cfg.plot is not None:
-        _parity_plot(cfg.plot, frames, preds)
+        _parity_plot(cfg.plot, frames, preds, with_energy)
     return report
 
 
-def _parity_plot(path: Path, frames, preds) -> None:
+def _parity_plot(path: Path, frames, preds, with_energy: bool) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,7 +145,11 @@ def _parity_plot(path: Path, frames, preds) -> None:
          E_ANGSTROM_TO_DEBYE * np.concatenate([f.dipole for f in frames]),
          E_ANGSTROM_TO_DEBYE * np.concatenate([p["dipole"] for p in preds])),
     ]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), dpi=110)
+    if not with_energy:  # an untrained energy network: only the dipole means anything
+        panels = panels[2:]
+    fig, axes = plt.subplots(1, len(panels), figsize=(13 * len(panels) / 3, 4.2), dpi=110,
+                             squeeze=False)
+    axes = axes[0]
     for ax, (label, ref, pred) in zip(axes, panels, strict=True):
         ax.plot(ref, pred, ".", ms=3)
         lo, hi = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))

@@ -699,6 +699,132 @@ def stage_model_ir(args: argparse.Namespace) -> None:
     write_report(out, command, rows, lines)
 
 
+def stage_torsion(args: argparse.Namespace) -> None:
+    """Rigid S–C–C–S torsion profile of bithiophene: DFT vs the models.
+
+    The second ring (with its H) of the DFT-optimised anti-gauche bithiophene (the 2-ring
+    ``sample`` run's first conformer) is turned about the inter-ring bond to each angle of
+    ``--angles``; one PySCF energy + gradient at :data:`LEVEL` per angle, cached line by line in
+    bench/out/polythiophene/torsion_dft.jsonl (resumable), and each model's energy.  Profiles
+    are relative to their own lowest point; the report gives the planar-syn (0°),
+    perpendicular (90°) and planar-anti (180°) energies above the lowest point, the offset-free
+    MAE of each model's profile and the torque about the inter-ring bond at every angle.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from densnet_cli.analysis.harmonic import PySCFCalculator
+    from densnet_cli.calculator import DenSNetCalculator
+
+    summary = json.loads(samples_file(2, SAMPLES[2][0][0]).with_suffix(".modes.json")
+                         .read_text())
+    base = Atoms(numbers=summary["numbers"], positions=summary["conformers"][0]["positions"])
+    dihedral = inter_ring_dihedral_indices(2)[0]
+    second = sorted(chain_sites(2)[1].values())
+    axis_atoms = dihedral[1], dihedral[2]
+
+    def turned(angle: float) -> Atoms:
+        atoms = base.copy()
+        atoms.set_dihedral(*dihedral, angle, indices=second)
+        return atoms
+
+    def torque(atoms: Atoms, forces: np.ndarray) -> float:
+        """Torque (eV/rad) on the second ring about the inter-ring bond: −dE/dφ."""
+        a, b = (atoms.positions[i] for i in axis_atoms)
+        u = (b - a) / np.linalg.norm(b - a)
+        r = atoms.positions[second] - b
+        return float(np.sum(np.cross(r, forces[second]) @ u))
+
+    cache = WORK / "torsion_dft.jsonl"
+    WORK.mkdir(parents=True, exist_ok=True)
+    dft = {}
+    if cache.exists():
+        for line in cache.read_text().splitlines():
+            r = json.loads(line)
+            if r["level"] == LEVEL_NAME and np.allclose(r["positions"], base.positions):
+                dft[r["angle"]] = r
+    for angle in args.angles:
+        if angle in dft:
+            continue
+        atoms = turned(angle)
+        atoms.calc = PySCFCalculator(LEVEL, threads=args.threads)
+        t0 = time.perf_counter()
+        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        dft[angle] = {"angle": angle, "level": LEVEL_NAME, "positions": base.positions.tolist(),
+                      "energy_eV": energy, "torque_eV_per_rad": torque(atoms, forces),
+                      "seconds": time.perf_counter() - t0}
+        with cache.open("a") as f:
+            f.write(json.dumps(dft[angle]) + "\n")
+        print(f"DFT {angle:g}°: {energy:.4f} eV ({dft[angle]['seconds']:.0f} s)", flush=True)
+    angles = np.array(args.angles, dtype=float)
+    profiles = {"DFT": np.array([dft[a]["energy_eV"] for a in args.angles])}
+    torques = {"DFT": np.array([dft[a]["torque_eV_per_rad"] for a in args.angles])}
+    for model in args.models:
+        calc = DenSNetCalculator(model)
+        energies, model_torques = [], []
+        for angle in args.angles:
+            atoms = turned(angle)
+            atoms.calc = calc
+            energies.append(atoms.get_potential_energy())
+            model_torques.append(torque(atoms, atoms.get_forces()))
+        name = str(Path(model).resolve().relative_to(ROOT))
+        profiles[name], torques[name] = np.array(energies), np.array(model_torques)
+    relative = {k: 1e3 * (v - v.min()) for k, v in profiles.items()}  # meV
+
+    def at(name: str, angle: float) -> float | None:
+        hit = np.flatnonzero(angles == angle)
+        return float(relative[name][hit[0]]) if hit.size else None
+
+    rows = []
+    for name in profiles:
+        diff = 1e3 * (profiles[name] - profiles["DFT"])
+        rows.append({"profile": name, "lowest_at_deg": float(angles[np.argmin(profiles[name])]),
+                     "syn_planar_meV": at(name, 0.0), "perpendicular_meV": at(name, 90.0),
+                     "anti_planar_meV": at(name, 180.0),
+                     "mae_vs_dft_meV": float(np.abs(diff - diff.mean()).mean()),
+                     "torque_mae_vs_dft_meV_per_rad": 1e3 * float(
+                         np.abs(torques[name] - torques["DFT"]).mean()),
+                     "relative_meV": relative[name].round(2).tolist(),
+                     "torque_meV_per_rad": (1e3 * torques[name]).round(1).tolist()})
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name in profiles:
+        style = "ko-" if name == "DFT" else ".--"
+        ax.plot(angles, relative[name], style, label=name)
+        bx.plot(angles, 1e3 * torques[name], style, label=name)
+    ax.set(xlabel="S–C–C–S (°)", ylabel="E − lowest (meV)", title="rigid torsion profile")
+    bx.set(xlabel="S–C–C–S (°)", ylabel="torque −dE/dφ (meV/rad)",
+           title="torque on the turned ring")
+    bx.axhline(0, color="grey", lw=0.5)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(args.out.with_suffix(".png"), dpi=120)
+    plt.close(fig)
+    command = command_line()
+    fmt = (lambda x: "–" if x is None else f"{x:.0f}")  # noqa: E731
+    lines = ["# Bithiophene rigid torsion profile: DFT vs DenSNet", "",
+             f"Command: `{command}`", "",
+             "The DFT-optimised anti-gauche bithiophene (PBE/def2-SVP, grid 2; "
+             f"S–C–C–S {base.get_dihedral(*dihedral):.0f}°) with its second ring turned about "
+             "the inter-ring bond, ring geometries frozen.  Energies relative to each "
+             "profile's lowest point; MAE after removing the mean offset; torque = −dE/dφ from "
+             "the forces.", "",
+             "| profile | lowest at ° | E(0°) meV | E(90°) meV | E(180°) meV | profile MAE meV "
+             "| torque MAE meV/rad |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['profile']} | {r['lowest_at_deg']:.0f} | {fmt(r['syn_planar_meV'])}"
+                     f" | {fmt(r['perpendicular_meV'])} | {fmt(r['anti_planar_meV'])} | "
+                     f"{r['mae_vs_dft_meV']:.1f} | {r['torque_mae_vs_dft_meV_per_rad']:.0f} |")
+    lines += ["", "| S–C–C–S ° | " + " | ".join(profiles) + " |",
+              "|---|" + "---|" * len(profiles)]
+    for i, angle in enumerate(angles):
+        lines.append(f"| {angle:g} | " + " | ".join(f"{relative[k][i]:.1f}" for k in profiles)
+                     + " |")
+    lines += ["", f"![profile]({args.out.with_suffix('.png').name})", ""]
+    write_report(args.out, command, rows, lines)
+
+
 def stage_md(args: argparse.Namespace) -> None:
     """NVE of the all-anti n-ring chain with a trained model, through bench/md_nve.py."""
     model = args.model or model_path(args.trained_on)
@@ -786,6 +912,15 @@ def main() -> None:
                        help="stored frames (every 10 fs)")
     probe.add_argument("--pair", type=int, default=0, help="rings pair, pair + 1")
     probe.add_argument("--out", type=Path, required=True, help="report prefix (.md, .json)")
+    torsion = sub.add_parser("torsion", help="bithiophene rigid torsion profile, DFT vs models")
+    torsion.add_argument("--models", nargs="+", type=Path,
+                         default=[RESULTS / "models/polythiophene_1-2T.pt"])
+    torsion.add_argument("--angles", nargs="+", type=float,
+                         default=[0, 15, 30, 45, 60, 75, 90, 105, 120, 135, 150, 160, 170, 180],
+                         help="S–C–C–S, degrees")
+    torsion.add_argument("--threads", type=int, default=1, help="PySCF threads")
+    torsion.add_argument("--out", type=Path, default=RESULTS / "polythiophene_torsion",
+                         help="report stem (.md, .json, .png)")
     md = sub.add_parser("md", help="NVE of a long all-anti chain with a trained model")
     md.add_argument("--rings", type=int, default=12, help="chain length")
     md.add_argument("--trained-on", nargs="+", type=int, choices=sorted(SAMPLES),
@@ -799,7 +934,7 @@ def main() -> None:
     {"cost": stage_cost, "cost-report": stage_cost_report, "model-cost": stage_model_cost,
      "sample": stage_sample, "label": stage_label, "train": stage_train,
      "accuracy": stage_accuracy, "md": stage_md, "fragments": stage_fragments,
-     "probe": stage_probe, "model-ir": stage_model_ir}[args.stage](args)
+     "probe": stage_probe, "model-ir": stage_model_ir, "torsion": stage_torsion}[args.stage](args)
 
 
 if __name__ == "__main__":

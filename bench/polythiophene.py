@@ -791,8 +791,9 @@ def stage_torsion(args: argparse.Namespace) -> None:
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
     for name in profiles:
         style = "ko-" if name == "DFT" else ".--"
-        ax.plot(angles, relative[name], style, label=name)
-        bx.plot(angles, 1e3 * torques[name], style, label=name)
+        label = Path(name).stem  # DFT, or the model file's name
+        ax.plot(angles, relative[name], style, label=label)
+        bx.plot(angles, 1e3 * torques[name], style, label=label)
     ax.set(xlabel="S–C–C–S (°)", ylabel="E − lowest (meV)", title="rigid torsion profile")
     bx.set(xlabel="S–C–C–S (°)", ylabel="torque −dE/dφ (meV/rad)",
            title="torque on the turned ring")

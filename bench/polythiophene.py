@@ -414,6 +414,8 @@ def stage_label(args: argparse.Namespace) -> None:
     for path in missing:
         print(f"{path.relative_to(ROOT)}: no samples (`sample --rings` makes them); skipped")
     sources = [source for source in sources if source[0] not in missing]
+    if 2 in args.rings and torsion_file().exists():
+        sources.append((torsion_file(), len(ase.io.read(torsion_file(), index=":"))))
     if args.fragments_of:
         paths = [fragments_file(args.fragments_of, n) for n in sorted(args.rings)]
         if not any(path.exists() for path in paths):
@@ -433,8 +435,13 @@ def stage_label(args: argparse.Namespace) -> None:
 
 
 def chunks(rings: int) -> list[Path]:
-    """The labelled chunks of the n-ring chains (all temperatures, then MD fragments)."""
-    return sorted(DATA.glob(f"{rings}T_*K_*.h5")) + sorted(DATA.glob(f"{rings}T_md*_*.h5"))
+    """The labelled chunks of the n-ring chains (all temperatures, MD fragments, torsions)."""
+    return (sorted(DATA.glob(f"{rings}T_*K_*.h5")) + sorted(DATA.glob(f"{rings}T_md*_*.h5"))
+            + sorted(DATA.glob(f"{rings}T_torsion_*.h5")))
+
+
+def torsion_file() -> Path:
+    return DATA / "2T_torsion.xyz"
 
 
 def fragments_file(md_rings: int, length: int = 2) -> Path:
@@ -826,6 +833,40 @@ def stage_torsion(args: argparse.Namespace) -> None:
     write_report(args.out, command, rows, lines)
 
 
+def stage_torsion_samples(args: argparse.Namespace) -> None:
+    """Bithiophenes spread over the whole S–C–C–S range, for training.
+
+    The normal-mode samples stay near the two conformers (150° and 30°); the barrier between
+    them (~150 meV in the rigid DFT profile, ``torsion``) is what a chain crosses when a ring
+    flips.  Each of ``--n`` 300 K samples of the training chunks (never the held-out one) gets
+    its second ring turned about the inter-ring bond to a stratified random angle in
+    [0°, 180°]: thermal ring distortions at every torsion.  → bench/data/polythiophene/
+    2T_torsion.xyz, which ``label --rings 2`` then labels in chunks and ``train`` takes.
+    """
+    out = torsion_file()
+    if out.exists():
+        raise SystemExit(f"{out.relative_to(ROOT)} exists (its labelled chunks follow its "
+                         "order): move it aside to draw anew")
+    kelvin, _ = SAMPLES[2][0]
+    samples = ase.io.read(samples_file(2, kelvin), index=":")
+    held = held_out(2)
+    first_held = int(held.stem.split("_")[-1].split("-")[0]) if held else len(samples)
+    rng = np.random.default_rng(args.seed)
+    picks = rng.choice(first_held, size=args.n, replace=False)
+    angles = 180.0 * (np.arange(args.n) + rng.random(args.n)) / args.n
+    dihedral = inter_ring_dihedral_indices(2)[0]
+    second = sorted(chain_sites(2)[1].values())
+    frames = []
+    for i, angle in zip(picks, rng.permutation(angles), strict=True):
+        atoms = samples[int(i)].copy()
+        atoms.set_dihedral(*dihedral, angle, indices=second)
+        atoms.info = {"source_frame": int(i), "S_C_C_S_deg": float(angle)}  # not harmonic now
+        frames.append(atoms)
+    ase.io.write(out, frames, format="extxyz")
+    print(f"wrote {len(frames)} turned bithiophenes to {out.relative_to(ROOT)} (from frames "
+          f"< {first_held} of {samples_file(2, kelvin).name})")
+
+
 def stage_md(args: argparse.Namespace) -> None:
     """NVE of the all-anti n-ring chain with a trained model, through bench/md_nve.py."""
     model = args.model or model_path(args.trained_on)
@@ -922,6 +963,10 @@ def main() -> None:
     torsion.add_argument("--threads", type=int, default=1, help="PySCF threads")
     torsion.add_argument("--out", type=Path, default=RESULTS / "polythiophene_torsion",
                          help="report stem (.md, .json, .png)")
+    turned = sub.add_parser("torsion-samples",
+                            help="bithiophene samples turned to any S–C–C–S, to label")
+    turned.add_argument("--n", type=int, default=30)
+    turned.add_argument("--seed", type=int, default=0)
     md = sub.add_parser("md", help="NVE of a long all-anti chain with a trained model")
     md.add_argument("--rings", type=int, default=12, help="chain length")
     md.add_argument("--trained-on", nargs="+", type=int, choices=sorted(SAMPLES),
@@ -935,7 +980,8 @@ def main() -> None:
     {"cost": stage_cost, "cost-report": stage_cost_report, "model-cost": stage_model_cost,
      "sample": stage_sample, "label": stage_label, "train": stage_train,
      "accuracy": stage_accuracy, "md": stage_md, "fragments": stage_fragments,
-     "probe": stage_probe, "model-ir": stage_model_ir, "torsion": stage_torsion}[args.stage](args)
+     "probe": stage_probe, "model-ir": stage_model_ir, "torsion": stage_torsion,
+     "torsion-samples": stage_torsion_samples}[args.stage](args)
 
 
 if __name__ == "__main__":

@@ -109,6 +109,7 @@ from densnet_cli.systems.oligothiophene import (  # noqa: E402
     chain_dihedrals,
     chain_sites,
     inter_ring_dihedral_indices,
+    inter_ring_dihedrals,
 )
 
 WORK = ROOT / "bench/out/polythiophene"
@@ -512,6 +513,86 @@ def stage_fragments(args: argparse.Namespace) -> None:
                          "order): move it aside to cut anew")
     ase.io.write(path, [out[i] for i in order], format="extxyz")
     print(f"wrote {len(out)} fragments to {path.relative_to(ROOT)}")
+
+
+def committed_flips(phi: np.ndarray, syn_below: float = 60.0,
+                    anti_above: float = 120.0) -> np.ndarray:
+    """Syn ↔ anti changes of each torsion along axis 1 of |φ| (B, F, k) → (B, k).
+
+    A torsion is syn once |φ| < ``syn_below``, anti once |φ| > ``anti_above``, and keeps its
+    state in between, so recrossings of 90° that do not reach the other well do not count.
+    """
+    state = phi[:, 0] < 90.0
+    flips = np.zeros(state.shape, dtype=int)
+    for frame in np.moveaxis(phi[:, 1:], 1, 0):
+        new = np.where(frame < syn_below, True, np.where(frame > anti_above, False, state))
+        flips += new != state
+        state = new
+    return flips
+
+
+def stage_torsions(args: argparse.Namespace) -> None:
+    """Inter-ring conformations visited by chain MDs: syn share, flips, S…S contacts.
+
+    Per MD directory and replica: the share of torsion-frames with |S–C–C–S| < 90° (syn side)
+    for the two end torsions and the interior ones, the committed syn ↔ anti flips
+    (:func:`committed_flips`), the closest adjacent S…S and the smallest |S–C–C–S|; a
+    histogram of |S–C–C–S| (end vs interior torsions, all MDs pooled) as PNG.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, pooled = [], {"end": [], "interior": []}
+    for md in args.md:
+        records, n_rings, sites, stride_fs = load_chain_md(md)
+        x = records["positions"].astype(float)  # (B, F, n, 3)
+        phi = np.abs(inter_ring_dihedrals(x, n_rings))  # (B, F, n − 1)
+        s = [site["S"] for site in sites]
+        s_s = np.linalg.norm(x[:, :, s[1:]] - x[:, :, s[:-1]], axis=-1)
+        flips = committed_flips(phi)
+        end = np.zeros(n_rings - 1, dtype=bool)
+        end[[0, -1]] = True
+        pooled["end"].append(phi[..., end].ravel())
+        pooled["interior"].append(phi[..., ~end].ravel())
+        for b in range(len(phi)):
+            rows.append({
+                "md": str(md.resolve().relative_to(ROOT)), "replica": b, "rings": n_rings,
+                "ps": float((phi.shape[1] - 1) * stride_fs / 1000),
+                "syn_share_end": float((phi[b][:, end] < 90).mean()),
+                "syn_share_interior": float((phi[b][:, ~end] < 90).mean()),
+                "flips_end": int(flips[b, end].sum()),
+                "flips_interior": int(flips[b, ~end].sum()),
+                "closest_S_S_A": float(s_s[b].min()),
+                "smallest_abs_S_C_C_S_deg": float(phi[b].min())})
+            print(json.dumps(rows[-1]), flush=True)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bins = np.linspace(0, 180, 37)
+    for name, values in pooled.items():
+        ax.hist(np.concatenate(values), bins=bins, density=True, histtype="step", lw=1.5,
+                label=f"{name} torsions")
+    ax.set(xlabel="|S–C–C–S| (°)", ylabel="probability density",
+           title="inter-ring torsions visited (all frames)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(args.out.with_suffix(".png"), dpi=120)
+    plt.close(fig)
+    command = command_line()
+    lines = ["# Inter-ring conformations in chain MD", "", f"Command: `{command}`", "",
+             "Syn share: torsion-frames with |S–C–C–S| < 90° (frames every 10 fs).  A flip is a "
+             "committed change between syn (|φ| < 60°) and anti (|φ| > 120°); recrossings of "
+             "90° that return count none.  End torsions: the first and last inter-ring bond.", "",
+             "| MD | replica | ps | syn share, end | syn share, interior | flips end | "
+             "flips interior | closest S…S Å | smallest abs S–C–C–S ° |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['md']} | {r['replica']} | {r['ps']:.1f} | "
+                     f"{r['syn_share_end']:.2f} | {r['syn_share_interior']:.3f} | "
+                     f"{r['flips_end']} | {r['flips_interior']} | {r['closest_S_S_A']:.2f} | "
+                     f"{r['smallest_abs_S_C_C_S_deg']:.0f} |")
+    lines += ["", f"![torsions]({args.out.with_suffix('.png').name})", ""]
+    write_report(args.out, command, rows, lines)
 
 
 def stage_probe(args: argparse.Namespace) -> None:
@@ -963,6 +1044,11 @@ def main() -> None:
     torsion.add_argument("--threads", type=int, default=1, help="PySCF threads")
     torsion.add_argument("--out", type=Path, default=RESULTS / "polythiophene_torsion",
                          help="report stem (.md, .json, .png)")
+    visited = sub.add_parser("torsions", help="syn share, flips and S…S contacts of chain MDs")
+    visited.add_argument("--md", nargs="+", type=Path, required=True,
+                         help="md stage directories")
+    visited.add_argument("--out", type=Path, default=RESULTS / "polythiophene_md_torsions",
+                         help="report stem (.md, .json, .png)")
     turned = sub.add_parser("torsion-samples",
                             help="bithiophene samples turned to any S–C–C–S, to label")
     turned.add_argument("--n", type=int, default=30)
@@ -981,7 +1067,7 @@ def main() -> None:
      "sample": stage_sample, "label": stage_label, "train": stage_train,
      "accuracy": stage_accuracy, "md": stage_md, "fragments": stage_fragments,
      "probe": stage_probe, "model-ir": stage_model_ir, "torsion": stage_torsion,
-     "torsion-samples": stage_torsion_samples}[args.stage](args)
+     "torsion-samples": stage_torsion_samples, "torsions": stage_torsions}[args.stage](args)
 
 
 if __name__ == "__main__":

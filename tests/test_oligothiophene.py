@@ -24,6 +24,7 @@ from densnet_cli.systems.oligothiophene import (
     chain_dihedrals,
     chain_sites,
     inter_ring_dihedral_indices,
+    inter_ring_dihedrals,
 )
 from densnet_cli.systems.thiophene import LITERATURE, ThiopheneGeometry, optimised_monomer
 from tests.conftest import FAST, jiggled, run_cli
@@ -148,6 +149,20 @@ def test_dihedral_list_is_honoured():
         assert angle_difference(got, want) < 1e-8
     assert np.abs(atoms.positions[:, 2]).max() > 1.0  # really twisted out of the plane
     assert build_chain(6, TWISTED).positions.tobytes() == atoms.positions.tobytes()  # same bits
+
+
+def test_inter_ring_dihedrals_agree_with_ase_for_stacked_frames():
+    rng = np.random.default_rng(0)
+    frames = [build_chain(4, [d, -40.0, 100.0]) for d in (180.0, 30.0, -150.0)]
+    for atoms in frames:
+        atoms.positions += rng.normal(scale=0.05, size=atoms.positions.shape)
+    stacked = np.stack([a.positions for a in frames]).reshape(3, 1, -1, 3)  # (B, F, n, 3)
+    got = inter_ring_dihedrals(stacked, 4)
+    assert got.shape == (3, 1, 3)
+    want = [[a.get_dihedral(*q) for q in inter_ring_dihedral_indices(4)] for a in frames]
+    for g, w in zip(got[:, 0].ravel(), np.ravel(want), strict=True):
+        assert angle_difference(g, w) < 1e-8
+    assert angle_difference(got[1, 0, 0], 30.0) < 10 and got[1, 0, 1] < 0  # sign kept
 
 
 @pytest.mark.parametrize(("n", "dihedrals", "message"), [

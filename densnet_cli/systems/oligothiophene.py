@@ -93,6 +93,23 @@ def inter_ring_dihedral_indices(n: int) -> list[tuple[int, int, int, int]]:
     return [(a["S"], a["C5"], b["C2"], b["S"]) for a, b in pairwise(sites)]
 
 
+def inter_ring_dihedrals(positions: np.ndarray, n: int) -> np.ndarray:
+    """The n − 1 inter-ring dihedrals S–C–C–S (degrees, in (−180, 180], ASE's sign) of chains.
+
+    ``positions`` (..., 7n + 2, 3) in this module's atom order, any leading shape (e.g. replicas
+    × frames of an MD); returns (..., n − 1).
+    """
+    q = np.array(inter_ring_dihedral_indices(n)).reshape(-1, 4)
+    a, b, c, d = (positions[..., q[:, i], :] for i in range(4))
+    axis = c - b
+    axis = axis / np.linalg.norm(axis, axis=-1, keepdims=True)
+    v = (a - b) - np.sum((a - b) * axis, axis=-1, keepdims=True) * axis  # ⊥ components
+    w = (d - c) - np.sum((d - c) * axis, axis=-1, keepdims=True) * axis
+    x = np.sum(v * w, axis=-1)
+    y = np.sum(np.cross(axis, v) * w, axis=-1)
+    return np.degrees(np.arctan2(y, x))
+
+
 def build_chain(n: int, dihedrals: Sequence[float] | None = None,
                 monomer: Atoms | ThiopheneGeometry | None = None,
                 inter_ring_bond: float = INTER_RING_BOND) -> Atoms:

@@ -240,7 +240,7 @@ def held_out_line(report: dict) -> str:
             ("density_l1_percent", "density L1 vs fit {:.2f} %"),
             ("density_l1_vs_dft_percent", "density L1 vs DFT {:.2f} %")]
     found = report.get("metrics", report)
-    return ", ".join(fmt.format(found[k]) for k, fmt in keys if k in found)
+    return ", ".join(fmt.format(found[k]) for k, fmt in keys if found.get(k) is not None)
 
 
 def main() -> None:

@@ -77,7 +77,7 @@ cut from the MD frames, in a seeded random order → bench/data/polythiophene/{L
 ``label --fragments-of N`` labels those of the ``--rings`` lengths in chunks like the samples,
 and ``train`` takes those chunks with the samples of the same length: what the long-chain MD
 visits, at the DFT cost of a few rings.  A length with fragments but no samples holds out its
-last fragment chunk.
+first fragment chunk.
 """
 
 from __future__ import annotations
@@ -660,14 +660,16 @@ def held_out(rings: int) -> Path | None:
     """The chunk of ``rings`` never trained on.
 
     The last chunk of the lowest-temperature normal-mode samples; for a length that has only
-    fragments cut from a long-chain MD, the last chunk of those (they are in random order).
+    fragments cut from a long-chain MD, the first chunk of those (they are in random order,
+    and the first is labelled first: a model trained before the others exist is tested on the
+    same frames as one trained after).
     """
     kelvin = SAMPLES[rings][0][0]
-    for pattern in (f"{rings}T_{kelvin:.0f}K_*.h5", f"{rings}T_md*_*.h5"):
-        mine = sorted(DATA.glob(pattern))
-        if len(mine) > 1:
-            return mine[-1]
-    return None
+    samples = sorted(DATA.glob(f"{rings}T_{kelvin:.0f}K_*.h5"))
+    if len(samples) > 1:
+        return samples[-1]
+    fragments = sorted(DATA.glob(f"{rings}T_md*_*.h5"))
+    return fragments[0] if fragments and not samples else None
 
 
 def model_path(rings: list[int]) -> Path:

@@ -1,7 +1,7 @@
 """Experimental gas-phase vibrational band positions the validation reports compare with.
 
-Ethanol: NIST CCCBDB's list of fundamentals (checked when it was written).  Ethanethiol and
-resorcinol: a few well-known band positions recalled from the literature and the NIST WebBook
+Ethanol and thiophene: NIST CCCBDB's lists of fundamentals (checked when written).  Ethanethiol
+and resorcinol: a few well-known band positions recalled from the literature and the NIST WebBook
 gas-phase IR spectra *without* access to them here (this machine is offline); each carries
 that caveat in its note, and the reports say so.  Replace them with checked values when a
 network is available.
@@ -47,19 +47,21 @@ RESORCINOL = [
     Band(1290, "C–O stretch / ring", RECALLED), Band(1170, "C–O–H bend", RECALLED),
 ]
 
-THIOPHENE_SOURCE = ("gas-phase fundamentals of thiophene (C2v) as recalled from the classic "
-                    "assignments (Rico et al. 1965; Klots et al.); not verified offline")
-THIOPHENE = [  # the IR-active species (A1, B1, B2); the A2 modes are IR-inactive
-    Band(3126, "ν1 A1 C–H stretch", RECALLED), Band(3125, "ν15 B2 C–H stretch", RECALLED),
-    Band(3098, "ν2 A1 C–H stretch", RECALLED), Band(3086, "ν16 B2 C–H stretch", RECALLED),
-    Band(1504, "ν17 B2 ring stretch", RECALLED), Band(1409, "ν3 A1 ring stretch", RECALLED),
-    Band(1360, "ν4 A1 ring stretch", RECALLED), Band(1256, "ν18 B2 C–H bend", RECALLED),
-    Band(1085, "ν19 B2 C–H bend", RECALLED), Band(1083, "ν5 A1 C–H bend", RECALLED),
-    Band(1036, "ν6 A1 C–H bend", RECALLED), Band(872, "ν20 B2 ring", RECALLED),
-    Band(867, "ν12 B1 C–H out of plane", RECALLED), Band(839, "ν7 A1 ring breathing", RECALLED),
-    Band(751, "ν21 B2 ring deformation", RECALLED),
-    Band(712, "ν13 B1 C–H out of plane (strongest IR band)", RECALLED),
-    Band(608, "ν8 A1 ring deformation", RECALLED), Band(453, "ν14 B1 ring torsion", RECALLED),
+# NIST CCCBDB Release 22 (May 2022), "Experimental data for C4H4S (Thiophene)", vibrational
+# levels, column "Fundamental", every entry referenced "Shim" (Shimanouchi's Tables of Molecular
+# Vibrational Frequencies): https://cccbdb.nist.gov/exp2x.asp?casno=110021&charge=0 (read through
+# the search tool's stored copy, 2026-12-05).  B1 is CCCBDB's out-of-plane species.  Mode
+# descriptions other than the C–H stretches are not in that table and are left out.
+THIOPHENE_SOURCE = ("NIST CCCBDB Release 22 (May 2022), experimental vibrational fundamentals "
+                    "of thiophene (Shimanouchi), "
+                    "https://cccbdb.nist.gov/exp2x.asp?casno=110021&charge=0")
+THIOPHENE = [  # the IR-active species (A1, B1, B2); CCCBDB's A2 modes (867, 688, 567) are not
+    Band(3126, "ν1 A1 C–H stretch"), Band(3125, "ν15 B2 C–H stretch"),
+    Band(3098, "ν2 A1 C–H stretch"), Band(3086, "ν16 B2 C–H stretch"),
+    Band(1504, "ν17 B2"), Band(1409, "ν3 A1"), Band(1360, "ν4 A1"), Band(1256, "ν18 B2"),
+    Band(1085, "ν19 B2"), Band(1083, "ν5 A1"), Band(1036, "ν6 A1"), Band(903, "ν20 B2"),
+    Band(872, "ν7 A1"), Band(839, "ν12 B1"), Band(751, "ν21 B2"), Band(712, "ν13 B1"),
+    Band(608, "ν8 A1"), Band(452, "ν14 B1"),
 ]
 
 EXPERIMENTS = {"ethanol": (ETHANOL, ETHANOL_SOURCE),

@@ -125,7 +125,7 @@ MOLECULES = {
                                     SampleSet(300.0, 40, quantum=True)),
                            conformers=["5,0,10,11=0", "5,0,10,11=0;5,4,12,13=0"],
                            experiment="resorcinol", reference_hessian=True,
-                           epochs_energy=400),
+                           epochs_energy=200),
 }
 
 

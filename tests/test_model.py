@@ -98,39 +98,41 @@ class TestRepulsionModel(ModelPhysicsSuite):
         return _model(ethanol, pair_repulsion=True)
 
 
-def _zbl_by_hand(z1: int, z2: int, r: float) -> float:
+def _zbl_by_hand(z1: int, z2: int, r: float, scale: float = 1.0) -> float:
     """ZBL from its textbook form (Ziegler, Biersack, Littmark 1985), eV, with the p = 6 envelope
-    at the sum of ASE's covalent radii, independent of densnet_cli.model.repulsion."""
+    at ``scale`` × the sum of ASE's covalent radii, independent of densnet_cli.model.repulsion."""
     from ase.data import covalent_radii
 
     a = 0.8854 * 0.529177210903 / (z1**0.23 + z2**0.23)  # 0.8854 Bohr radii
     x = r / a
     phi = (0.18175 * math.exp(-3.1998 * x) + 0.50986 * math.exp(-0.94229 * x)
            + 0.28022 * math.exp(-0.4029 * x) + 0.02817 * math.exp(-0.20162 * x))
-    u = r / (covalent_radii[z1] + covalent_radii[z2])
+    u = r / (scale * (covalent_radii[z1] + covalent_radii[z2]))
     f = 1 - 28 * u**6 + 48 * u**7 - 21 * u**8 if u < 1 else 0.0
     return z1 * z2 * 14.399645 / r * phi * f
 
 
+@pytest.mark.parametrize("scale", [1.0, 0.7])
 @pytest.mark.parametrize("z1, z2", [(1, 8), (6, 6), (6, 16)])
-def test_zbl_pairs_match_the_formula_and_vanish_smoothly(z1, z2):
+def test_zbl_pairs_match_the_formula_and_vanish_smoothly(z1, z2, scale):
     from ase.data import covalent_radii
 
     from densnet_cli.model.repulsion import ZBLRepulsion
 
-    zbl = ZBLRepulsion(cutoff=4.0).double()
-    r_max = covalent_radii[z1] + covalent_radii[z2]
+    zbl = ZBLRepulsion(cutoff=4.0, radius_scale=scale).double()
+    r_max = scale * (covalent_radii[z1] + covalent_radii[z2])
     for r in (0.3, 0.6, 0.9 * r_max, 0.999 * r_max, r_max, 1.5):
         positions = torch.tensor([[0.0, 0.0, 0.0], [r, 0.0, 0.0]], dtype=torch.float64,
                                  requires_grad=True)
         e = zbl(torch.tensor([z1, z2]), positions, torch.zeros(2, dtype=torch.long),
                 torch.tensor([0, 1]), torch.tensor([1, 0]), 1)
-        assert e.item() == pytest.approx(_zbl_by_hand(z1, z2, r), rel=1e-8, abs=1e-12)
+        assert e.item() == pytest.approx(_zbl_by_hand(z1, z2, r, scale), rel=1e-8, abs=1e-12)
         (grad,) = torch.autograd.grad(e.sum(), positions)
         if r >= r_max:
             assert e.item() == 0.0 and grad.abs().max() == 0.0
         elif r >= 0.999 * r_max:  # energy ∝ (1 − r/r_max)³ and force ∝ its square fade out
-            assert abs(e.item()) < 1e-6 and grad.abs().max() < 1e-3
+            bare = _zbl_by_hand(z1, z2, r, scale=1e9)  # the unswitched ZBL energy here
+            assert abs(e.item()) < 1e-7 * bare and grad.abs().max() < 1e-3 * bare / r_max
     assert _zbl_by_hand(z1, z2, 0.3) > 10.0  # a wall of tens of eV at 0.3 Å
 
 

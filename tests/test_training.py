@@ -190,3 +190,32 @@ def test_reference_energies_are_refitted_so_no_composition_keeps_an_offset(tmp_p
     for name, e in errors.items():
         assert len(e) >= 6
         assert abs(np.mean(e)) < 1e-6, (name, np.mean(e))  # eV per molecule
+
+
+def test_init_density_takes_the_density_network_and_trains_only_the_energy_side(tmp_path):
+    """``--init-density`` with ``--epochs-density 0``: an energy-side ablation on a fixed density
+    network.  The density weights come over bit for bit, the energy network trains from fresh
+    weights, the repulsion setting is this run's; another density architecture is refused."""
+    first = tmp_path / "first.pt"
+    assert run_densnet("train", DATA, "-o", first, *TINY, "--epochs-density", "3",
+                       "--epochs-energy", "1").returncode == 0
+    second = tmp_path / "second.pt"
+    code, _, err = run_cli("train", DATA, "-o", second, *TINY, "--init-density", first,
+                           "--epochs-density", "0", "--epochs-energy", "2",
+                           "--repulsion-radius-scale", "0.7")
+    assert code == 0, err
+    a, b = _weights(first), _weights(second)
+    density = [k for k in a if k.startswith("density.")]
+    assert density and all(torch.equal(a[k], b[k]) for k in density)
+    assert not all(torch.equal(a[k], b[k]) for k in a if k.startswith("energy."))
+    assert load_model(second)[1]["config"]["repulsion_radius_scale"] == 0.7
+    assert [e["stage"] for e in _log(second)] == ["energy", "energy"]
+
+    code, _, err = run_cli("train", DATA, "-o", tmp_path / "third.pt",
+                           *[x if x != "8" else "12" for x in TINY], "--init-density", first,
+                           "--epochs-density", "0", "--epochs-energy", "1")
+    assert code == 1 and "differs in density_features (8 vs 12 here)" in err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = run_cli("train", DATA, "-o", tmp_path / "m.pt", *TINY,
+                           "--repulsion-radius-scale", "1.5")
+    assert code == 1 and "repulsion_radius_scale must be in (0, 1]" in err

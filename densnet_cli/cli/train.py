@@ -47,6 +47,11 @@ HELP = {
     "charge_flow": "Impose the electron count locally: every atom neutral, then learned "
                    "antisymmetric flows move electrons between atoms within the cutoff "
                    "(--no-charge-flow: one projection per fragment, as models before it).",
+    "repulsion_radius_scale": "The ZBL repulsion is switched off at this multiple of the sum "
+                              "of covalent radii (1 as MACE; below 1 keeps it out of thermal "
+                              "bond stretches).",
+    "init_density": "Model file to take the density network from (same basis and density "
+                    "architecture); with --epochs-density 0 only the energy network trains.",
     "grid_level": "PySCF grid level of the refine stage's real-space loss.",
     "dtype": "float32 or float64.",
     "device": "auto, cpu or cuda.",

@@ -51,6 +51,8 @@ class ModelConfig:
     # before it existed load with False, new training defaults to True
     charge_flow: bool = False  # local ∫ρ = N: neutral atoms + learned edge flows (networks.py);
     # files written before it existed load with False (one projection per fragment)
+    repulsion_radius_scale: float = 1.0  # ZBL switched off at this × (r_cov,i + r_cov,j);
+    # files written before it existed load with 1.0
 
     def as_dict(self) -> dict:
         """Plain-data form for metadata."""
@@ -97,7 +99,8 @@ class DenSNet(torch.nn.Module):
             basis, self.edges.irreps_sh, hidden_irreps(cfg.energy_features, cfg.energy_lmax),
             cfg.energy_layers, cfg.n_radial, cfg.radial_hidden, cfg.avg_num_neighbors,
             self.density.flexible)
-        self.repulsion = ZBLRepulsion(cfg.cutoff) if cfg.pair_repulsion else None
+        self.repulsion = (ZBLRepulsion(cfg.cutoff, cfg.repulsion_radius_scale)
+                          if cfg.pair_repulsion else None)
         for s in self.density.symbols:
             self.register_buffer(f"dipoles_{s}", torch.as_tensor(basis[s].dipoles)
                                  * BOHR_TO_ANGSTROM)

@@ -56,6 +56,8 @@ class TrainConfig:
     max_exponent_factor: float = 1.0  # > 1: flexible basis, exponents × [1/f, f] (refine stage)
     pair_repulsion: bool = True  # ZBL nuclear repulsion below bonding distances
     charge_flow: bool = True  # local electron count: neutral atoms + learned edge flows
+    repulsion_radius_scale: float = 1.0  # ZBL envelope ends at this × sum of covalent radii
+    init_density: str = ""  # model file whose density network (weights) this run starts from
     grid_level: int = 0  # PySCF grid level of the refine stage's real-space loss
     # execution
     dtype: str = "float32"  # float32 | float64
@@ -115,5 +117,10 @@ class TrainConfig:
         if self.max_exponent_factor > 1.0 and self.epochs_refine == 0:
             raise InputError("a flexible basis (max_exponent_factor > 1) learns its exponents "
                              "only against the DFT density: set epochs_refine > 0")
+        if not 0.0 < self.repulsion_radius_scale <= 1.0:
+            raise InputError(f"repulsion_radius_scale must be in (0, 1], got "
+                             f"{self.repulsion_radius_scale}")
+        if self.init_density and not Path(self.init_density).is_file():
+            raise InputError(f"init_density: no model file {self.init_density}")
         if not 0 <= self.grid_level <= 9:
             raise InputError(f"grid_level must be 0-9, got {self.grid_level}")

@@ -17,25 +17,30 @@ from densnet_cli.errors import InputError
 
 
 class EMA:
-    """Exponential moving average of a model's floating-point state.
+    """Exponential moving average of a model's trainable weights.
 
     The decay warms up as ``min(decay, (1 + t) / (10 + t))`` after ``t`` updates, so that the
     average follows the early, fast-changing weights instead of remembering the random start.
     """
 
     def __init__(self, model: torch.nn.Module, decay: float):
-        """Start the average at the model's current weights."""
+        """Start the average at the model's current trainable weights.
+
+        Only parameters with ``requires_grad`` are averaged: ``d·w + (1 − d)·w`` is ``w`` only
+        up to rounding, so averaging a frozen network (the density side in the energy stage)
+        would move it by an ulp per step.
+        """
         self.decay = decay
         self.updates = 0
-        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()
-                       if v.is_floating_point()}
+        self.shadow = {k: v.detach().clone() for k, v in model.named_parameters()
+                       if v.requires_grad and v.is_floating_point()}
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
         """``shadow ← d · shadow + (1 − d) · weights`` with the warmed-up decay ``d``."""
         d = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
         self.updates += 1
-        for k, v in model.state_dict().items():
+        for k, v in model.named_parameters():
             if k in self.shadow:
                 self.shadow[k].mul_(d).add_(v.detach(), alpha=1.0 - d)
 
@@ -48,7 +53,7 @@ class EMA:
         """Restore the averaged weights and the update count."""
         self.updates = int(state.get("__updates__", torch.tensor(0)))
         for k, v in state.items():
-            if k != "__updates__":
+            if k in self.shadow:  # checkpoints before 2026-12 also averaged buffers
                 self.shadow[k].copy_(v)
 
 

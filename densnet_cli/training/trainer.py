@@ -16,6 +16,7 @@ CPU and NCCL on GPUs.  Rank 0 writes checkpoints, the log and the model.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -29,8 +30,8 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from densnet_cli.errors import DenSNetError, InputError
-from densnet_cli.model.densnet import DenSNet
-from densnet_cli.model.io import resolve_device, save_model
+from densnet_cli.model.densnet import DenSNet, ModelConfig
+from densnet_cli.model.io import read_model_file, resolve_device, save_model
 from densnet_cli.training.config import TrainConfig
 from densnet_cli.training.data import (
     Statistics,
@@ -99,6 +100,39 @@ def apply_statistics(model: DenSNet, stats: Statistics) -> None:
         model.energy.energy_scale.fill_(stats.force_rms)
 
 
+# The ModelConfig fields that shape the density network (and the edge embedding it reads).
+DENSITY_ARCHITECTURE = ("cutoff", "n_radial", "lmax_edge", "density_features", "density_layers",
+                        "radial_hidden", "avg_num_neighbors", "delta", "max_exponent_factor",
+                        "charge_flow")
+
+
+def take_density_network(model: DenSNet, path: Path) -> None:
+    """Copy the density network of the model file ``path`` into ``model`` (``--init-density``).
+
+    The energy network keeps its fresh weights: with ``--epochs-density 0`` a run retrains only
+    the energy side on a fixed density, an ablation of energy-side settings that costs one stage.
+
+    Raises:
+        InputError: if the file's basis or density architecture differs from ``model``'s.
+    """
+    metadata, state = read_model_file(path)
+    if metadata["basis"] != json.loads(model.basis.to_json()):
+        raise InputError(f"init_density: {path} has another basis than these datasets")
+    ours = model.config.as_dict()
+    theirs = {**ModelConfig().as_dict(), **metadata["config"]}
+    differ = [k for k in DENSITY_ARCHITECTURE
+              if not (math.isclose(ours[k], theirs[k], rel_tol=1e-9)
+                      if isinstance(ours[k], float) else ours[k] == theirs[k])]
+    if differ:
+        raise InputError(f"init_density: {path} differs in " + ", ".join(
+            f"{k} ({theirs[k]} vs {ours[k]} here)" for k in differ))
+    taken = {k: v for k, v in state.items() if not k.startswith(("energy.", "repulsion."))}
+    missing = model.load_state_dict(taken, strict=False).missing_keys
+    unexpected = [k for k in missing if not k.startswith(("energy.", "repulsion."))]
+    if unexpected:
+        raise InputError(f"init_density: {path} lacks weights {', '.join(unexpected[:3])}")
+
+
 class Trainer:
     """Trains one model from one configuration; ``run()`` writes the model file."""
 
@@ -127,6 +161,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         model = DenSNet(data.basis, data.sad, cfg.model_config(self.stats.avg_num_neighbors))
         apply_statistics(model, self.stats)
+        if cfg.init_density:
+            take_density_network(model, Path(cfg.init_density))
         self.model = model.to(device=self.device, dtype=self.dtype)
         self.history: list[dict] = self.saved["history"] if self.saved else []
         # per energy-bearing stage: the least-squares shift of each element's reference energy

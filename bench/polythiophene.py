@@ -345,6 +345,9 @@ LEVEL = CANDIDATES[LEVEL_NAME].level
 LEVEL_OPTIONS = ["--xc", LEVEL.xc, "--basis", LEVEL.basis, "--grid-level", LEVEL.grid_level]
 SAMPLES = {1: ((300.0, 80), (600.0, 40)), 2: ((300.0, 60), (600.0, 30)),
            3: ((300.0, 40), (600.0, 20))}  # rings: ((K, frames), ...)
+# Chain lengths the stages take: those with normal-mode samples, and up to 6 rings (issue #8's
+# training range) labelled from fragments of a long-chain MD only (`fragments --length`).
+LENGTHS = list(range(1, 7))
 CONFORMERS = {"anti-gauche": 150.0, "syn-gauche": 30.0}  # S–C–C–S of every inter-ring bond
 # Optimisation threshold of the chains (thiophene was sampled at densnet sample's 1e-3 eV/Å).
 # BFGS crawls along the soft inter-ring torsion (bithiophene sat near 0.015 eV/Å for tens of
@@ -410,7 +413,7 @@ def stage_label(args: argparse.Namespace) -> None:
     k, n_workers = args.worker
     number = 0  # running chunk number over all lengths and temperatures
     sources = [(samples_file(rings, kelvin), n) for rings in sorted(args.rings)
-               for kelvin, n in SAMPLES[rings]]
+               for kelvin, n in SAMPLES.get(rings, ())]
     missing = [path for path, _ in sources if not path.exists()]
     for path in missing:
         print(f"{path.relative_to(ROOT)}: no samples (`sample --rings` makes them); skipped")
@@ -664,8 +667,8 @@ def held_out(rings: int) -> Path | None:
     and the first is labelled first: a model trained before the others exist is tested on the
     same frames as one trained after).
     """
-    kelvin = SAMPLES[rings][0][0]
-    samples = sorted(DATA.glob(f"{rings}T_{kelvin:.0f}K_*.h5"))
+    kelvin = SAMPLES[rings][0][0] if rings in SAMPLES else None
+    samples = sorted(DATA.glob(f"{rings}T_{kelvin:.0f}K_*.h5")) if kelvin else []
     if len(samples) > 1:
         return samples[-1]
     fragments = sorted(DATA.glob(f"{rings}T_md*_*.h5"))
@@ -985,7 +988,8 @@ def main() -> None:
     for name, text in (("sample", "normal-mode samples of the short chains"),
                        ("label", "fit-density of the samples, chunk by chunk")):
         stage = sub.add_parser(name, help=text)
-        stage.add_argument("--rings", nargs="+", type=int, choices=sorted(SAMPLES),
+        stage.add_argument("--rings", nargs="+", type=int,
+                           choices=sorted(SAMPLES) if name == "sample" else LENGTHS,
                            default=sorted(SAMPLES))
         if name == "sample":
             stage.add_argument("--workers", type=int, default=1,
@@ -1003,14 +1007,14 @@ def main() -> None:
     for name, text in (("train", "train a local model on the labelled chunks"),
                        ("accuracy", "held-out errors of that model per chain length")):
         stage = sub.add_parser(name, help=text)
-        stage.add_argument("--rings", nargs="+", type=int, choices=sorted(SAMPLES),
+        stage.add_argument("--rings", nargs="+", type=int, choices=LENGTHS,
                            default=sorted(SAMPLES), help="chain lengths trained on")
         if name == "train":
             stage.add_argument("--threads", type=int, default=1, help="PyTorch threads")
             stage.add_argument("--epochs-energy", type=int, default=None,
                                help="energy-stage epochs (default: the validations' schedule)")
         if name == "accuracy":
-            stage.add_argument("--extra-rings", nargs="+", type=int, choices=sorted(SAMPLES),
+            stage.add_argument("--extra-rings", nargs="+", type=int, choices=LENGTHS,
                                default=[], help="also evaluate these (extrapolation)")
     fragments = sub.add_parser("fragments", help="short chains cut from a chain MD, to label")
     fragments.add_argument("--md", type=Path, required=True, help="md stage directory")
@@ -1057,7 +1061,7 @@ def main() -> None:
     turned.add_argument("--seed", type=int, default=0)
     md = sub.add_parser("md", help="NVE of a long all-anti chain with a trained model")
     md.add_argument("--rings", type=int, default=12, help="chain length")
-    md.add_argument("--trained-on", nargs="+", type=int, choices=sorted(SAMPLES),
+    md.add_argument("--trained-on", nargs="+", type=int, choices=LENGTHS,
                     default=[1, 2], help="picks the model of `train --rings` ...")
     md.add_argument("--model", type=Path, default=None, help="... or name one")
     md.add_argument("--replicas", type=int, default=4)

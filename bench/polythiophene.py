@@ -348,6 +348,9 @@ SAMPLES = {1: ((300.0, 80), (600.0, 40)), 2: ((300.0, 60), (600.0, 30)),
 # Chain lengths the stages take: those with normal-mode samples, and up to 6 rings (issue #8's
 # training range) labelled from fragments of a long-chain MD only (`fragments --length`).
 LENGTHS = list(range(1, 7))
+# Longer chains, never trained on: a few DFT frames of each (whole chains or windows cut from
+# the 12-ring MD, `fragments --length`) check the size extrapolation (`accuracy --extra-rings`).
+CHECK_LENGTHS = [*LENGTHS, 8, 10, 12]
 CONFORMERS = {"anti-gauche": 150.0, "syn-gauche": 30.0}  # S–C–C–S of every inter-ring bond
 # Optimisation threshold of the chains (thiophene was sampled at densnet sample's 1e-3 eV/Å).
 # BFGS crawls along the soft inter-ring torsion (bithiophene sat near 0.015 eV/Å for tens of
@@ -989,7 +992,7 @@ def main() -> None:
                        ("label", "fit-density of the samples, chunk by chunk")):
         stage = sub.add_parser(name, help=text)
         stage.add_argument("--rings", nargs="+", type=int,
-                           choices=sorted(SAMPLES) if name == "sample" else LENGTHS,
+                           choices=sorted(SAMPLES) if name == "sample" else CHECK_LENGTHS,
                            default=sorted(SAMPLES))
         if name == "sample":
             stage.add_argument("--workers", type=int, default=1,
@@ -1014,7 +1017,7 @@ def main() -> None:
             stage.add_argument("--epochs-energy", type=int, default=None,
                                help="energy-stage epochs (default: the validations' schedule)")
         if name == "accuracy":
-            stage.add_argument("--extra-rings", nargs="+", type=int, choices=LENGTHS,
+            stage.add_argument("--extra-rings", nargs="+", type=int, choices=CHECK_LENGTHS,
                                default=[], help="also evaluate these (extrapolation)")
     fragments = sub.add_parser("fragments", help="short chains cut from a chain MD, to label")
     fragments.add_argument("--md", type=Path, required=True, help="md stage directory")

@@ -701,7 +701,7 @@ def stage_train(args: argparse.Namespace) -> None:
 def stage_accuracy(args: argparse.Namespace) -> None:
     from densnet_cli.data.hdf5 import DensityDataset
 
-    model = model_path(args.rings)
+    model = args.model.resolve() if args.model else model_path(args.rings)
     tag = model.stem.removeprefix("polythiophene_")
     rows = []
     for rings in sorted(set(args.rings) | set(args.extra_rings)):
@@ -801,10 +801,11 @@ def stage_torsion(args: argparse.Namespace) -> None:
     The second ring (with its H) of the DFT-optimised anti-gauche bithiophene (the 2-ring
     ``sample`` run's first conformer) is turned about the inter-ring bond to each angle of
     ``--angles``; one PySCF energy + gradient at :data:`LEVEL` per angle, cached line by line in
-    bench/out/polythiophene/torsion_dft.jsonl (resumable), and each model's energy.  Profiles
-    are relative to their own lowest point; the report gives the planar-syn (0°),
-    perpendicular (90°) and planar-anti (180°) energies above the lowest point, the offset-free
-    MAE of each model's profile and the torque about the inter-ring bond at every angle.
+    bench/data/polythiophene/dft_cache/torsion_dft.jsonl (resumable; committed, so that a later
+    session skips the DFT), and each model's energy.  Profiles are relative to their own lowest
+    point; the report gives the planar-syn (0°), perpendicular (90°) and planar-anti (180°)
+    energies above the lowest point, the offset-free MAE of each model's profile and the torque
+    about the inter-ring bond at every angle.
     """
     import matplotlib
 
@@ -833,8 +834,8 @@ def stage_torsion(args: argparse.Namespace) -> None:
         r = atoms.positions[second] - b
         return float(np.sum(np.cross(r, forces[second]) @ u))
 
-    cache = WORK / "torsion_dft.jsonl"
-    WORK.mkdir(parents=True, exist_ok=True)
+    cache = DATA / "dft_cache" / "torsion_dft.jsonl"  # committed: a later session skips the DFT
+    cache.parent.mkdir(parents=True, exist_ok=True)
     dft = {}
     if cache.exists():
         for line in cache.read_text().splitlines():
@@ -1019,6 +1020,9 @@ def main() -> None:
         if name == "accuracy":
             stage.add_argument("--extra-rings", nargs="+", type=int, choices=CHECK_LENGTHS,
                                default=[], help="also evaluate these (extrapolation)")
+            stage.add_argument("--model", type=Path, default=None,
+                               help="evaluate this model (e.g. an ablation of the one "
+                               "`train --rings` made) instead")
     fragments = sub.add_parser("fragments", help="short chains cut from a chain MD, to label")
     fragments.add_argument("--md", type=Path, required=True, help="md stage directory")
     fragments.add_argument("--every-fs", type=float, default=250.0)

@@ -963,14 +963,16 @@ def stage_md(args: argparse.Namespace) -> None:
     if not model.exists():
         raise SystemExit(f"{model}: no such model: run `train --rings "
                          f"{' '.join(map(str, args.trained_on))}` first")
-    out = WORK / f"md_{args.rings}T_{model.stem.removeprefix('polythiophene_')}"
+    seed = [] if args.seed is None else ["--seed", args.seed]
+    out = WORK / (f"md_{args.rings}T_{model.stem.removeprefix('polythiophene_')}"
+                  + ("" if args.seed is None else f"_seed{args.seed}"))
     out.mkdir(parents=True, exist_ok=True)
     start = out / "start.xyz"
     if not start.exists():  # deterministic: the DFT-optimised ring, anti, standard Cα–Cα′ bond
         ase.io.write(start, build_chain(args.rings, monomer=optimised_ring()))
     run(sys.executable, ROOT / "bench/md_nve.py", "run", "--model", model, "--starts", start,
         "--out", out, "--replicas", args.replicas, "--nve-ps", args.nve_ps,
-        "--thermalise-ps", args.thermalise_ps, "--threads", args.threads)
+        "--thermalise-ps", args.thermalise_ps, "--threads", args.threads, *seed)
 
 
 def main() -> None:
@@ -1075,6 +1077,8 @@ def main() -> None:
     md.add_argument("--nve-ps", type=float, default=5.0, help="per replica")
     md.add_argument("--thermalise-ps", type=float, default=1.0)
     md.add_argument("--threads", type=int, default=1)
+    md.add_argument("--seed", type=int, default=None,
+                    help="bench/md_nve.py's seed (default its own); the run goes to ..._seedN")
     args = parser.parse_args()
     {"cost": stage_cost, "cost-report": stage_cost_report, "model-cost": stage_model_cost,
      "sample": stage_sample, "label": stage_label, "train": stage_train,

@@ -22,6 +22,10 @@ Stages (all by default, in this order; each skips what its outputs already hold)
 - ``report``: ``bench/md_nve.py report`` (drift, stability, spectrum vs harmonic and
   experiment) and bench/results/NAME_validation.md gathering everything.
 
+``--model-suffix _zbl07`` validates a variant model bench/results/models/NAME_zbl07.pt (trained
+by hand on the same data, e.g. with another ``--repulsion-radius-scale``): the stages after
+``train`` run on it and write their MD, held-out frames and reports with the suffix.
+
 Data (samples, labelled HDF5 files) go to bench/data/NAME/, models to bench/results/models/,
 reports to bench/results/, scratch to bench/out/NAME/.  Every command is printed as run.
 """
@@ -144,12 +148,17 @@ def run(*command: object, log: Path | None = None) -> None:
 
 
 class Paths:
-    def __init__(self, name: str) -> None:
+    """Where a molecule's files live; ``suffix`` names a model variant (e.g. ``_zbl07``): its
+    model, MD, held-out frames and reports get the suffix, the samples and data are shared."""
+
+    def __init__(self, name: str, suffix: str = "") -> None:
+        self.name, self.suffix = name, suffix
         self.data = ROOT / "bench/data" / name
         self.work = ROOT / "bench/out" / name
-        self.model = ROOT / "bench/results/models" / f"{name}.pt"
+        self.model = ROOT / "bench/results/models" / f"{name}{suffix}.pt"
         self.results = ROOT / "bench/results"
         self.start = self.data / f"{name}.xyz"
+        self.md = self.work / f"md{suffix}"
         for d in (self.data, self.work):
             d.mkdir(parents=True, exist_ok=True)
 
@@ -158,6 +167,10 @@ class Paths:
 
     def dataset(self, s: SampleSet) -> Path:
         return self.data / f"{s.stem}.h5"
+
+    def report(self, prefix: str = "", stem: str = "") -> Path:
+        """bench/results/{prefix}{name}{suffix}{stem} (no extension)."""
+        return self.results / f"{prefix}{self.name}{self.suffix}{stem}"
 
 
 def stage_sample(m: Molecule, p: Paths) -> None:
@@ -182,6 +195,10 @@ def stage_label(m: Molecule, p: Paths) -> None:
 def stage_train(m: Molecule, p: Paths) -> None:
     if p.model.exists():
         return
+    if p.suffix:
+        raise SystemExit(f"{p.model} does not exist: a --model-suffix variant is trained by "
+                         "hand (its command is in its log); the train stage builds only "
+                         f"{p.name}.pt")
     resume = ["--resume"] if p.model.with_name(p.model.name + ".ckpt").exists() else []
     run(BIN / "densnet", "train", *[p.dataset(s) for s in m.samples], "-o", p.model, *ARCH,
         *SCHEDULE, "--epochs-energy", m.epochs_energy, "--val-fraction", "0.1",
@@ -197,7 +214,7 @@ def lowest_conformer(p: Paths) -> Path:
 
 
 def stage_harmonic(m: Molecule, p: Paths) -> None:
-    out = p.results / f"harmonic_{m.name}"
+    out = p.report("harmonic_")
     if out.with_suffix(".json").exists():
         return
     start = (["--reference-hessian", lowest_conformer(p)] if m.reference_hessian
@@ -208,19 +225,19 @@ def stage_harmonic(m: Molecule, p: Paths) -> None:
 
 
 def stage_md(m: Molecule, p: Paths) -> None:
-    if (p.work / "md" / "records.npz").exists():
+    if (p.md / "records.npz").exists():
         return
     run(sys.executable, ROOT / "bench/md_nve.py", "run", "--model", p.model, "--starts",
-        p.samples(m.samples[0]), "--out", p.work / "md", "--replicas", 4, "--nve-ps", 12.5,
+        p.samples(m.samples[0]), "--out", p.md, "--replicas", 4, "--nve-ps", 12.5,
         "--threads", THREADS["n"])
 
 
 def stage_heldout(m: Molecule, p: Paths) -> None:
-    frames_file = p.data / "md_heldout.xyz"
-    dataset = p.data / "md_heldout.h5"
-    report = p.results / f"{m.name}_heldout.json"
+    frames_file = p.data / f"md_heldout{p.suffix}.xyz"
+    dataset = p.data / f"md_heldout{p.suffix}.h5"
+    report = p.report(stem="_heldout.json")
     if not frames_file.exists():
-        records = np.load(p.work / "md" / "records.npz")
+        records = np.load(p.md / "records.npz")
         positions = records["positions"]  # (B, F, n, 3), every 10 fs
         numbers = records["numbers"]
         n_rep, n_frames = positions.shape[:2]
@@ -237,31 +254,32 @@ def stage_heldout(m: Molecule, p: Paths) -> None:
 
 
 def stage_report(m: Molecule, p: Paths) -> None:
-    md_results = p.results / f"md_{m.name}"
-    run(sys.executable, ROOT / "bench/md_nve.py", "report", "--out", p.work / "md",
-        "--results", md_results, "--harmonic", p.results / f"harmonic_{m.name}.json",
-        "--experiment", m.experiment)
+    md_results = p.report("md_")
+    harmonic_file = p.report("harmonic_", ".json")
+    run(sys.executable, ROOT / "bench/md_nve.py", "report", "--out", p.md,
+        "--results", md_results, "--harmonic", harmonic_file, "--experiment", m.experiment)
     md = json.loads(md_results.with_suffix(".json").read_text())
-    harmonic = json.loads((p.results / f"harmonic_{m.name}.json").read_text())["summary"]
-    heldout = json.loads((p.results / f"{m.name}_heldout.json").read_text())
+    harmonic = json.loads(harmonic_file.read_text())["summary"]
+    heldout = json.loads(p.report(stem="_heldout.json").read_text())
+    variant = f" --model-suffix {p.suffix}" if p.suffix else ""
     training = [json.loads(line) for line in
                 p.model.with_name(p.model.name + ".log.jsonl").read_text().splitlines()]
     lines = [f"# {m.name.capitalize()}: DenSNet validation (issue #7)", "",
-             f"Command: `python bench/validate_molecule.py {m.name}`", "",
+             f"Command: `python bench/validate_molecule.py {m.name}{variant}`", "",
              "| step | result |", "|---|---|",
              "| data | " + ", ".join(s.describe() for s in m.samples)
              + f" (conformers: input + {len(m.conformers)}), PBE/def2-SVP, bench/data/{m.name}/ |",
              f"| training | `{p.model.relative_to(ROOT)}`, {len(training)} logged epochs |",
              f"| harmonic vs PySCF | mean abs Δν {harmonic['mean_absolute_difference_cm1']:.1f} "
              f"cm⁻¹, largest {harmonic['max_absolute_difference_cm1']:.1f}, median intensity "
-             f"ratio {harmonic['median_intensity_ratio']:.2f} (harmonic_{m.name}.md) |",
+             f"ratio {harmonic['median_intensity_ratio']:.2f} ({harmonic_file.stem}.md) |",
              f"| NVE | {md['nve_ps_total']:g} ps, mean abs drift "
              f"{md['energy']['mean_abs_meV_per_ps']:.3f} meV/ps, "
              f"{md['stability']['frames_with_changed_connectivity']} frames with a changed bond "
-             f"graph, mean T {md['mean_temperature_K']:.0f} K (md_{m.name}.md) |",
+             f"graph, mean T {md['mean_temperature_K']:.0f} K ({md_results.name}.md) |",
              f"| held-out frames from the NVE run ({HELDOUT_FRAMES}) | "
              + held_out_line(heldout) + " |", ""]
-    (p.results / f"{m.name}_validation.md").write_text("\n".join(lines))
+    p.report(stem="_validation.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 
@@ -280,13 +298,18 @@ def main() -> None:
     parser.add_argument("stages", nargs="*", metavar="STAGE", help=f"of {', '.join(STAGES)}")
     parser.add_argument("--threads", type=int, default=1,
                         help="threads of the train, harmonic and md stages (default 1)")
+    parser.add_argument("--model-suffix", default="", metavar="SUFFIX",
+                        help="validate the variant bench/results/models/NAME{SUFFIX}.pt (e.g. "
+                        "_zbl07); its MD, held-out frames and reports carry the suffix")
     args = parser.parse_args()
     THREADS["n"] = max(1, args.threads)
     unknown = set(args.stages) - set(STAGES)
     if unknown:
         parser.error(f"unknown stage(s) {', '.join(sorted(unknown))}: use {', '.join(STAGES)}")
     args.stages = args.stages or STAGES
-    m, p = MOLECULES[args.molecule], Paths(args.molecule)
+    m, p = MOLECULES[args.molecule], Paths(args.molecule, args.model_suffix)
+    if p.suffix and not p.model.exists():
+        parser.error(f"--model-suffix {p.suffix}: {p.model.relative_to(ROOT)} does not exist")
     for stage in STAGES:
         if stage in args.stages:
             print(f"== {m.name}: {stage}", flush=True)

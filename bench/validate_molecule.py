@@ -195,10 +195,6 @@ def stage_label(m: Molecule, p: Paths) -> None:
 def stage_train(m: Molecule, p: Paths) -> None:
     if p.model.exists():
         return
-    if p.suffix:
-        raise SystemExit(f"{p.model} does not exist: a --model-suffix variant is trained by "
-                         "hand (its command is in its log); the train stage builds only "
-                         f"{p.name}.pt")
     resume = ["--resume"] if p.model.with_name(p.model.name + ".ckpt").exists() else []
     run(BIN / "densnet", "train", *[p.dataset(s) for s in m.samples], "-o", p.model, *ARCH,
         *SCHEDULE, "--epochs-energy", m.epochs_energy, "--val-fraction", "0.1",

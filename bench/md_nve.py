@@ -122,15 +122,24 @@ def stability(numbers: np.ndarray, positions: np.ndarray) -> dict:
 
 
 def drift(time_fs: np.ndarray, total: np.ndarray) -> dict:
-    """Per-replica linear drift (meV/ps) and RMS fluctuation (meV) of the conserved energy."""
+    """Per-replica linear drift (meV/ps) and RMS fluctuation (meV) of the conserved energy.
+
+    The drift is also fitted to each half of the run on its own: a steady leak (a force that
+    is not the gradient of the energy, a time step too long) gives the same slope in both, a
+    transient after the thermostat was switched off a first half that differs from the second.
+    """
     t_ps = time_fs / 1000.0
-    slopes, rms = [], []
+    half = len(t_ps) // 2
+    slopes, halves, rms = [], [], []
     for e in total:
         fit = np.polyfit(t_ps, e, 1)
         slopes.append(1e3 * fit[0])
+        halves.append([1e3 * float(np.polyfit(t_ps[part], e[part], 1)[0])
+                       for part in (slice(0, half), slice(half, None))])
         rms.append(1e3 * float(np.std(e - np.polyval(fit, t_ps))))
     return {"per_replica_meV_per_ps": slopes, "mean_abs_meV_per_ps": float(np.mean(np.abs(
         slopes))), "max_abs_meV_per_ps": float(np.max(np.abs(slopes))),
+        "per_replica_halves_meV_per_ps": halves,
         "fluctuation_rms_meV": float(np.mean(rms))}
 
 
@@ -255,7 +264,9 @@ def markdown(r: dict) -> str:
             f"{k} ({v})" for k, v in s["changed_pairs_frames"].items())), ""]
           if s.get("changed_pairs_frames") else []),
         "Per-replica drift (meV/ps): " + ", ".join(
-            f"{d:+.3f}" for d in e["per_replica_meV_per_ps"]), "",
+            f"{d:+.3f}" for d in e["per_replica_meV_per_ps"]) + "; fitted to the first / "
+        "second half of each run: " + ", ".join(
+            f"{a:+.3f} / {b:+.3f}" for a, b in e["per_replica_halves_meV_per_ps"]), "",
         "| bond | count | mean Å | std Å | min Å | max Å |", "|---|---|---|---|---|---|",
         *(f"| {k} | {v['bonds']} | {v['mean']:.3f} | {v['std']:.3f} | {v['min']:.3f} | "
           f"{v['max']:.3f} |" for k, v in s["bond_lengths"].items()), "",

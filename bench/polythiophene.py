@@ -730,7 +730,8 @@ def stage_accuracy(args: argparse.Namespace) -> None:
              f"Command: `{command}` (after `train` with the same --rings).", "",
              f"Model `{model.relative_to(ROOT)}`, trained on the labelled chunks of "
              f"{', '.join(map(str, sorted(args.rings)))}-ring chains except the held-out one "
-             "of each length (the last 300 K chunk); level PBE/def2-SVP, DFT grid 2.", "",
+             "of each length (the last 300 K sample chunk; the first fragment chunk of a "
+             "length with fragments only); level PBE/def2-SVP, DFT grid 2.", "",
              "| rings | atoms | length trained on | held-out frames | E MAE meV/atom | "
              "E mean error meV/molecule | F MAE meV/Å | μ MAE D | density L1 % (fit) | "
              "density L1 % (DFT) |",

@@ -711,10 +711,12 @@ def stage_accuracy(args: argparse.Namespace) -> None:
             print(f"{rings} rings: no held-out chunk yet")
             continue
         tests[rings] = test, WORK / f"accuracy_{tag}_{test.stem}.json"
+
+    def stale(report: Path) -> bool:
+        return not report.exists() or report.stat().st_mtime < model.stat().st_mtime
+
     # Longest chains first: their density-vs-DFT grids dominate the wall time.
-    stale = [tests[rings] for rings in sorted(tests, reverse=True)
-             if not tests[rings][1].exists()
-             or tests[rings][1].stat().st_mtime < model.stat().st_mtime]
+    jobs = [tests[rings] for rings in sorted(tests, reverse=True) if stale(tests[rings][1])]
     WORK.mkdir(parents=True, exist_ok=True)
 
     def evaluate(job: tuple[Path, Path]) -> None:
@@ -724,7 +726,7 @@ def stage_accuracy(args: argparse.Namespace) -> None:
             "--density-frames", n, "--dft-frames", n, "--no-progress")
 
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
-        list(pool.map(evaluate, stale))
+        list(pool.map(evaluate, jobs))
     rows = []
     for rings, (test, report) in tests.items():
         r = json.loads(report.read_text())

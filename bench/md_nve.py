@@ -11,6 +11,9 @@ thermalised
 by Langevin dynamics at 300 K (γ = 10 ps⁻¹, 2 ps, not recorded), then NVE with velocity Verlet
 at 0.5 fs (12.5 ps each: 100 ps in all with 8 replicas).  All replicas go through the model in
 one call per step (densnet_cli.dynamics); resumable from ``OUT/checkpoint.npz``.
+``--continue-from DIR --timestep-fs 0.25`` instead continues a finished run's final state at
+another time step (no thermalisation): a drift that shrinks as the step squared is integration
+error, one that stays comes from the model's energy surface.
 
 ``report``: conserved-energy drift per replica (linear fit, meV/ps), temperature, bond-length
 statistics and a connectivity check on every stored frame (every 10 fs), and the IR spectrum
@@ -57,29 +60,51 @@ BOND_FACTOR = 1.25  # a pair is bonded when closer than this × the sum of coval
 
 def run(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    frames = ase.io.read(args.starts, index=":")
-    picks = np.linspace(0, len(frames) - 1, args.replicas).round().astype(int)
-    starts = np.stack([frames[i].positions for i in picks])
-    atoms = frames[0]
+    if args.continue_from is None:
+        frames = ase.io.read(args.starts, index=":")
+        picks = np.linspace(0, len(frames) - 1, args.replicas).round().astype(int)
+        starts = np.stack([frames[i].positions for i in picks])
+        atoms, velocities = frames[0], None
+        origin = f"{relative(args.starts)} frames {picks.tolist()}"
+        thermalise_ps = args.thermalise_ps
+    else:
+        atoms, starts, velocities = final_state(args.continue_from)
+        origin = f"final state of every replica of {relative(args.continue_from)}"
+        thermalise_ps = 0.0
     evaluator = ModelEvaluator(args.model, device=args.device)
-    evaluator.check_species(atoms.numbers, str(args.starts))
+    evaluator.check_species(atoms.numbers, origin)
 
     def evaluate(positions: np.ndarray) -> Evaluation:
         p = evaluator(atoms.numbers, positions)
         return Evaluation(p.energy, p.forces, p.dipole)
 
+    steps_per_ps = 1000.0 / args.timestep_fs
     settings = ReplicaRunSettings(
-        timestep_fs=0.5, temperature_k=args.temperature, friction_per_ps=10.0,
-        thermalise_steps=round(args.thermalise_ps * 2000),
-        nve_steps=round(args.nve_ps * 2000), seed=args.seed)
+        timestep_fs=args.timestep_fs, temperature_k=args.temperature, friction_per_ps=10.0,
+        thermalise_steps=round(thermalise_ps * steps_per_ps),
+        nve_steps=round(args.nve_ps * steps_per_ps),
+        position_stride=max(1, round(10.0 / args.timestep_fs)), seed=args.seed)
     started = time.perf_counter()
-    run_replicas(evaluate, atoms.numbers, atoms.get_masses(), starts, args.out, settings)
-    meta = {"command": command_line(), "model": relative(args.model),
-            "starts": f"{relative(args.starts)} frames {picks.tolist()}",
+    run_replicas(evaluate, atoms.numbers, atoms.get_masses(), starts, args.out, settings,
+                 start_velocities=velocities)
+    meta = {"command": command_line(), "model": relative(args.model), "starts": origin,
             "settings": asdict(settings), "torch threads": args.threads,
             "wall seconds (this invocation)": round(time.perf_counter() - started, 1)}
     write_text(args.out / "run.json", json.dumps(meta, indent=1))
     print(f"wrote {args.out}/records.npz")
+
+
+def final_state(run_dir: Path) -> tuple[ase.Atoms, np.ndarray, np.ndarray]:
+    """The molecule and the last positions and velocities of every replica of a finished run
+    (its ``checkpoint.npz``), to continue it, e.g. at a shorter time step."""
+    checkpoint = run_dir / "checkpoint.npz"
+    if not (run_dir / "records.npz").exists() or not checkpoint.exists():
+        raise InputError(f"{run_dir}: no finished run to continue (records.npz and "
+                         "checkpoint.npz are written at its end)")
+    saved = np.load(checkpoint, allow_pickle=False)
+    numbers = np.load(run_dir / "records.npz")["numbers"]
+    positions, velocities = saved["state_positions"], saved["state_velocities"]
+    return ase.Atoms(numbers=numbers, positions=positions[0]), positions, velocities
 
 
 def bonds(numbers: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -223,8 +248,13 @@ def report(args: argparse.Namespace) -> None:
     }
     write_text(results.with_suffix(".json"), json.dumps(result, indent=1))
     write_text(results.with_suffix(".md"), markdown(result))
-    plot(results.with_suffix(".png"), time_fs, total, temperature, spectrum, modes, experiment)
+    plot(results.with_suffix(".png"), time_fs, total, temperature, spectrum, modes, experiment,
+         timestep_fs=run_meta["settings"]["timestep_fs"])
     print(markdown(result))
+
+
+def thermalise_ps(settings: dict) -> float:
+    return settings["thermalise_steps"] * settings["timestep_fs"] / 1000.0
 
 
 def markdown(r: dict) -> str:
@@ -235,8 +265,10 @@ def markdown(r: dict) -> str:
         f"Run: `{r['run']['command']}`  ",
         f"Report: `{r['report command']}`  ",
         f"Model: `{r['run']['model']}`; starts: {r['run']['starts']}  ",
-        f"Protocol: Langevin 300 K (γ = {r['run']['settings']['friction_per_ps']} ps⁻¹, "
-        f"{r['run']['settings']['thermalise_steps'] * 0.5 / 1000:g} ps, not recorded), then NVE, "
+        "Protocol: " + (f"Langevin 300 K (γ = {r['run']['settings']['friction_per_ps']} "
+                         f"ps⁻¹, {thermalise_ps(r['run']['settings']):g} ps, not recorded), "
+                         if r["run"]["settings"]["thermalise_steps"] else
+                         "no thermalisation (continues a run's final state), ") + "then NVE, "
         f"velocity Verlet, {r['run']['settings']['timestep_fs']} fs; "
         f"{r['replicas']} replicas × {r['nve_ps_per_replica']:g} ps = "
         f"**{r['nve_ps_total']:g} ps of NVE**", "",
@@ -292,7 +324,8 @@ def markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(path: Path, time_fs, total, temperature, spectrum, modes, experiment) -> None:
+def plot(path: Path, time_fs, total, temperature, spectrum, modes, experiment,
+         timestep_fs: float) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(3, 1, figsize=(9, 10))
@@ -300,7 +333,7 @@ def plot(path: Path, time_fs, total, temperature, spectrum, modes, experiment) -
     for k, e in enumerate(total):
         axes[0].plot(t_ps, 1e3 * (e - e[0]), lw=0.6, label=f"replica {k}")
     axes[0].set(xlabel="time (ps)", ylabel="E_total − E_total(0) (meV)",
-                title="Conserved energy, NVE 0.5 fs")
+                title=f"Conserved energy, NVE {timestep_fs:g} fs")
     axes[1].plot(t_ps, temperature.mean(axis=0), lw=0.5)
     axes[1].set(xlabel="time (ps)", ylabel="T (K), replica mean")
     ax = axes[2]
@@ -334,6 +367,13 @@ def main() -> None:
     r.add_argument("--seed", type=int, default=2026)
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--device", default="cpu")
+    r.add_argument("--timestep-fs", type=float, default=0.5, help="velocity Verlet time step "
+                   "(positions are stored every 10 fs whatever it is)")
+    r.add_argument("--continue-from", type=Path, default=None, metavar="DIR",
+                   help="start every replica from the final positions and velocities of the "
+                   "finished run in DIR, with no thermalisation (--starts, --replicas and "
+                   "--thermalise-ps are then not used): e.g. the same state at another "
+                   "--timestep-fs, to tell integration error from a drift of the model")
     p = sub.add_parser("report")
     p.add_argument("--max-lag", type=float, default=1000.0, help="fs")
     p.add_argument("--out", type=Path, default=OUT, help="work directory of the run")

@@ -3,6 +3,7 @@ and energy conservation with a real trained model."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import ase.io
@@ -168,3 +169,27 @@ def test_nve_starts_without_centre_of_mass_drift(tmp_path):
                            progress=False)
     com = np.einsum("i,bfij->bfj", MASSES, records["positions"].astype(float)) / MASSES.sum()
     assert np.abs(com - com[:, :1]).max() < 1e-5  # float32 positions
+
+
+def test_a_run_continued_from_its_final_state_follows_the_longer_run(tmp_path):
+    """``start_velocities`` (bench/md_nve.py --continue-from): 40 + 20 NVE steps continued from
+    the first run's checkpoint are the last 20 steps of one 60-step run."""
+    x0 = np.array([[[0.0, 0.0, 0.0], [1.25, 0.0, 0.0], [0.0, 1.15, 0.1]]] * 2)
+    numbers = np.array([1, 6, 8])
+    settings = ReplicaRunSettings(thermalise_steps=30, nve_steps=40, position_stride=10,
+                                  temperature_k=300.0, friction_per_ps=10.0)
+    run_replicas(springs, numbers, MASSES, x0, tmp_path / "first", settings, progress=False)
+    longer = run_replicas(springs, numbers, MASSES, x0, tmp_path / "longer",
+                          replace(settings, nve_steps=60),
+                          progress=False)
+    saved = np.load(tmp_path / "first" / "checkpoint.npz")
+    continued = run_replicas(
+        springs, numbers, MASSES, saved["state_positions"], tmp_path / "continued",
+        ReplicaRunSettings(thermalise_steps=0, nve_steps=20, position_stride=10),
+        progress=False, start_velocities=saved["state_velocities"])
+    for key in ("epot", "ekin", "dipole"):
+        np.testing.assert_allclose(continued[key], longer[key][:, 40:], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(continued["positions"], longer["positions"][:, 4:], atol=1e-6)
+    with pytest.raises(Exception, match="do not match"):
+        run_replicas(springs, numbers, MASSES, x0, tmp_path / "bad", settings, progress=False,
+                     start_velocities=saved["state_velocities"][:1])

@@ -63,7 +63,8 @@ class _Records:
 def run_replicas(evaluate: Evaluate, numbers: np.ndarray, masses: np.ndarray,
                  starts: np.ndarray, out: Path, settings: ReplicaRunSettings,
                  checkpoint_every: int = 1000,
-                 progress: bool = True) -> dict[str, np.ndarray]:
+                 progress: bool = True,
+                 start_velocities: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Run (or resume) the thermalise-then-NVE protocol; returns the records (see module doc).
 
     Args:
@@ -75,10 +76,19 @@ def run_replicas(evaluate: Evaluate, numbers: np.ndarray, masses: np.ndarray,
         settings: the protocol; a checkpoint is resumed only under identical settings.
         checkpoint_every: steps between checkpoints.
         progress: print a progress line to stderr at every checkpoint.
+        start_velocities: (B, n, 3) velocities (ASE units) to start from instead of a
+            Maxwell-Boltzmann draw, e.g. the final state of another run continued at another
+            time step.
     """
+    if start_velocities is not None and np.shape(start_velocities) != np.shape(starts):
+        raise InputError(f"start velocities of shape {np.shape(start_velocities)} do not match "
+                         f"the starting positions' {np.shape(starts)}")
     out.mkdir(parents=True, exist_ok=True)
     key = json.dumps({"settings": asdict(settings), "numbers": [int(z) for z in numbers],
-                      "starts": np.round(starts, 8).tolist()}, sort_keys=True)
+                      "starts": np.round(starts, 8).tolist(),
+                      **({} if start_velocities is None else
+                         {"start_velocities": np.round(start_velocities, 10).tolist()})},
+                     sort_keys=True)
     checkpoint = out / "checkpoint.npz"
     n_replicas, n_atoms = starts.shape[:2]
     records = _Records(n_replicas, n_atoms, settings)
@@ -97,7 +107,8 @@ def run_replicas(evaluate: Evaluate, numbers: np.ndarray, masses: np.ndarray,
         rng.bit_generator.state = json.loads(str(saved["rng"]))
     else:
         positions = np.array(starts, dtype=float)
-        velocities = maxwell_boltzmann(masses, settings.temperature_k, n_replicas, rng)
+        velocities = (maxwell_boltzmann(masses, settings.temperature_k, n_replicas, rng)
+                      if start_velocities is None else np.array(start_velocities, dtype=float))
 
     def dynamics(thermostat: bool) -> ReplicaDynamics:
         return ReplicaDynamics(evaluate, masses, positions, velocities, settings.timestep_fs,

@@ -690,12 +690,16 @@ def stage_train(args: argparse.Namespace) -> None:
     if not files:
         raise SystemExit(f"no labelled chunks for rings {args.rings}: run `label` first")
     model = model_path(args.rings)
+    schedule = list(SCHEDULE)
+    if args.early_stopping is not None:  # an ablation of the stop rule: its own model file
+        schedule[schedule.index("--early-stopping") + 1] = str(args.early_stopping)
+        model = model.with_name(f"{model.stem}_es{args.early_stopping}.pt")
     if model.exists():
         print(f"{model} exists")
         return
     resume = ["--resume"] if model.with_name(model.name + ".ckpt").exists() else []
     energy = ["--epochs-energy", args.epochs_energy] if args.epochs_energy else []
-    run(BIN / "densnet", "train", *files, "-o", model, *ARCH, *SCHEDULE, *energy, "--cutoff",
+    run(BIN / "densnet", "train", *files, "-o", model, *ARCH, *schedule, *energy, "--cutoff",
         4.0, "--val-fraction", "0.1", "--no-progress", *resume, threads=args.threads)
 
 
@@ -1034,6 +1038,10 @@ def main() -> None:
             stage.add_argument("--threads", type=int, default=1, help="PyTorch threads")
             stage.add_argument("--epochs-energy", type=int, default=None,
                                help="energy-stage epochs (default: the validations' schedule)")
+            stage.add_argument("--early-stopping", type=int, default=None, metavar="EPOCHS",
+                               help="epochs without improvement before a stage stops "
+                               "(default: the validations' 30); the model is then "
+                               "polythiophene_<rings>T_es<EPOCHS>.pt")
         if name == "accuracy":
             stage.add_argument("--extra-rings", nargs="+", type=int, choices=CHECK_LENGTHS,
                                default=[], help="also evaluate these (extrapolation)")

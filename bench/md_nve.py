@@ -46,7 +46,7 @@ from bench.experiment import EXPERIMENTS  # noqa: E402
 from densnet_cli.calculator import ModelEvaluator  # noqa: E402
 from densnet_cli.data.atomic import save_figure, write_text  # noqa: E402
 from densnet_cli.dynamics.replicas import FS, Evaluation  # noqa: E402
-from densnet_cli.dynamics.run import ReplicaRunSettings, run_replicas  # noqa: E402
+from densnet_cli.dynamics.run import ReplicaRunSettings, final_state, run_replicas  # noqa: E402
 from densnet_cli.errors import InputError  # noqa: E402
 from densnet_cli.spectrum.run import SpectrumConfig, compute_spectrum  # noqa: E402
 from densnet_cli.units import BOLTZMANN_EV_PER_K  # noqa: E402
@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> None:
         origin = f"{relative(args.starts)} frames {picks.tolist()}"
         thermalise_ps = args.thermalise_ps
     else:
-        atoms, starts, velocities = final_state(args.continue_from)
+        numbers, starts, velocities = final_state(args.continue_from)
+        atoms = ase.Atoms(numbers=numbers, positions=starts[0])
         origin = f"final state of every replica of {relative(args.continue_from)}"
         thermalise_ps = 0.0
     evaluator = ModelEvaluator(args.model, device=args.device)
@@ -92,19 +93,6 @@ def run(args: argparse.Namespace) -> None:
             "wall seconds (this invocation)": round(time.perf_counter() - started, 1)}
     write_text(args.out / "run.json", json.dumps(meta, indent=1))
     print(f"wrote {args.out}/records.npz")
-
-
-def final_state(run_dir: Path) -> tuple[ase.Atoms, np.ndarray, np.ndarray]:
-    """The molecule and the last positions and velocities of every replica of a finished run
-    (its ``checkpoint.npz``), to continue it, e.g. at a shorter time step."""
-    checkpoint = run_dir / "checkpoint.npz"
-    if not (run_dir / "records.npz").exists() or not checkpoint.exists():
-        raise InputError(f"{run_dir}: no finished run to continue (records.npz and "
-                         "checkpoint.npz are written at its end)")
-    saved = np.load(checkpoint, allow_pickle=False)
-    numbers = np.load(run_dir / "records.npz")["numbers"]
-    positions, velocities = saved["state_positions"], saved["state_velocities"]
-    return ase.Atoms(numbers=numbers, positions=positions[0]), positions, velocities
 
 
 def bonds(numbers: np.ndarray, positions: np.ndarray) -> np.ndarray:

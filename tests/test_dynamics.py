@@ -18,7 +18,7 @@ from densnet_cli.dynamics.replicas import (
     maxwell_boltzmann,
     temperature,
 )
-from densnet_cli.dynamics.run import ReplicaRunSettings, run_replicas
+from densnet_cli.dynamics.run import ReplicaRunSettings, final_state, run_replicas
 from densnet_cli.units import BOLTZMANN_EV_PER_K
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,14 +182,15 @@ def test_a_run_continued_from_its_final_state_follows_the_longer_run(tmp_path):
     longer = run_replicas(springs, numbers, MASSES, x0, tmp_path / "longer",
                           replace(settings, nve_steps=60),
                           progress=False)
-    saved = np.load(tmp_path / "first" / "checkpoint.npz")
+    saved_numbers, positions, velocities = final_state(tmp_path / "first")
+    np.testing.assert_array_equal(saved_numbers, numbers)
     continued = run_replicas(
-        springs, numbers, MASSES, saved["state_positions"], tmp_path / "continued",
+        springs, numbers, MASSES, positions, tmp_path / "continued",
         ReplicaRunSettings(thermalise_steps=0, nve_steps=20, position_stride=10),
-        progress=False, start_velocities=saved["state_velocities"])
+        progress=False, start_velocities=velocities)
     for key in ("epot", "ekin", "dipole"):
         np.testing.assert_allclose(continued[key], longer[key][:, 40:], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(continued["positions"], longer["positions"][:, 4:], atol=1e-6)
     with pytest.raises(Exception, match="do not match"):
         run_replicas(springs, numbers, MASSES, x0, tmp_path / "bad", settings, progress=False,
-                     start_velocities=saved["state_velocities"][:1])
+                     start_velocities=velocities[:1])

@@ -166,3 +166,18 @@ def run_replicas(evaluate: Evaluate, numbers: np.ndarray, masses: np.ndarray,
     save_npz(out / "records.npz", dict(time_fs=time_fs, numbers=np.asarray(numbers),
                                        masses=np.asarray(masses), **arrays))
     return arrays
+
+
+def final_state(out: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The end state of the finished run in ``out``, read from its checkpoint.
+
+    Returns atomic numbers (n,), positions and velocities (B, n, 3), to continue the run with
+    ``start_velocities``, e.g. at a shorter time step.
+    """
+    checkpoint = out / "checkpoint.npz"
+    if not (out / "records.npz").exists() or not checkpoint.exists():
+        raise InputError(f"{out}: no finished run to continue (records.npz and "
+                         "checkpoint.npz are written at its end)")
+    saved = np.load(checkpoint, allow_pickle=False)
+    numbers = np.array(json.loads(str(saved["key"]))["numbers"])
+    return numbers, saved["state_positions"], saved["state_velocities"]

@@ -983,7 +983,8 @@ def stage_md(args: argparse.Namespace) -> None:
         raise SystemExit(f"{model}: no such model: run `train --rings "
                          f"{' '.join(map(str, args.trained_on))}` first")
     seed = [] if args.seed is None else ["--seed", args.seed]
-    out = WORK / (f"md_{args.rings}T_{model.stem.removeprefix('polythiophene_')}"
+    dt = "" if args.timestep_fs == 0.5 else f"_dt{args.timestep_fs:g}".replace(".", "")
+    out = WORK / (f"md_{args.rings}T_{model.stem.removeprefix('polythiophene_')}" + dt
                   + ("" if args.seed is None else f"_seed{args.seed}"))
     out.mkdir(parents=True, exist_ok=True)
     start = out / "start.xyz"
@@ -991,7 +992,8 @@ def stage_md(args: argparse.Namespace) -> None:
         ase.io.write(start, build_chain(args.rings, monomer=optimised_ring()))
     run(sys.executable, ROOT / "bench/md_nve.py", "run", "--model", model, "--starts", start,
         "--out", out, "--replicas", args.replicas, "--nve-ps", args.nve_ps,
-        "--thermalise-ps", args.thermalise_ps, "--threads", args.threads, *seed)
+        "--thermalise-ps", args.thermalise_ps, "--timestep-fs", args.timestep_fs,
+        "--threads", args.threads, *seed)
 
 
 def main() -> None:
@@ -1102,6 +1104,8 @@ def main() -> None:
     md.add_argument("--nve-ps", type=float, default=5.0, help="per replica")
     md.add_argument("--thermalise-ps", type=float, default=1.0)
     md.add_argument("--threads", type=int, default=1)
+    md.add_argument("--timestep-fs", type=float, default=0.5,
+                    help="velocity Verlet step; other than 0.5 the run goes to ..._dtX")
     md.add_argument("--seed", type=int, default=None,
                     help="bench/md_nve.py's seed (default its own); the run goes to ..._seedN")
     args = parser.parse_args()

@@ -675,8 +675,9 @@ def held_out(rings: int) -> Path | None:
     samples = sorted(DATA.glob(f"{rings}T_{kelvin:.0f}K_*.h5")) if kelvin else []
     if len(samples) > 1:
         return samples[-1]
-    fragments = sorted(DATA.glob(f"{rings}T_md*_*.h5"))
-    return fragments[0] if fragments and not samples else None
+    # The chunk that starts at fragment 0, whether or not a later one finished first.
+    first = sorted(DATA.glob(f"{rings}T_md*_000-*.h5"))
+    return first[0] if first and not samples else None
 
 
 def model_path(rings: list[int]) -> Path:
